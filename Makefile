@@ -1,0 +1,35 @@
+# Two commands on a fresh machine (Python 3.11 and Node 20 present):
+#   make run    install everything, then run the default profile's pipeline (reports/<profile>/index.html)
+#   make test   install everything, then run the whole test suite (CI runs this)
+PROFILE ?= thesis-2025-11
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NPM_FLAGS := --no-audit --no-fund --loglevel=error
+
+.PHONY: run test install install-python install-artillery clean-generated
+
+run: install
+	$(PY) run_all.py --profile $(PROFILE)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: install-python install-artillery
+
+install-python: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+install-artillery: artillery/node_modules/.installed
+artillery/node_modules/.installed: artillery/package.json $(wildcard artillery/package-lock.json)
+	@if [ -f artillery/package-lock.json ]; then \
+	  cd artillery && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci $(NPM_FLAGS); \
+	else mkdir -p artillery/node_modules; fi
+	touch $@
+
+clean-generated:
+	rm -rf data models reports/*/

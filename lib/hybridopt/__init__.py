@@ -1,0 +1,3 @@
+"""hybridopt: the tested logic behind the Lambda-vs-Fargate placement notebooks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,36 @@
+"""`python -m hybridopt <command> ...`: the pipeline's steps without notebooks.
+
+Each command lives in its own module and is imported only when used (fast start-up). A module
+registers a command by exposing `add_arguments(parser)` and `run(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": ("hybridopt.commands.ingest", "read request logs (contract or legacy layout) and count every line"),
+    "audit": ("hybridopt.commands.audit", "ingest + audit: buckets, coverage, unlogged attempts, clock consistency"),
+    "preprocess": ("hybridopt.commands.preprocess", "ingest + audit + pairing + cost + labels + features + gates"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hybridopt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # arguments are declared by the module; import lazily only for the chosen command
+        if (argv if argv is not None else sys.argv[1:])[:1] == [name]:
+            importlib.import_module(module).add_arguments(p)
+    args = parser.parse_args(argv)
+    from .params import ParamsError
+
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
