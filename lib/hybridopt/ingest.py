@@ -1,0 +1,138 @@
+"""Ingestion: a folder of request logs (contract JSONL, the legacy thesis layout, or both) into one
+validated DataFrame, with a ledger that accounts for every line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import contract, legacy
+from .params import Params
+from .reader import Ledger, Vocab, read_file
+
+CATEGORICAL = ("source", "platform", "workload_type", "time_window", "load_pattern", "phase", "error",
+               "arm", "run_id", "experiment")
+
+
+@dataclass
+class IngestResult:
+    requests: pd.DataFrame              # one row per kept or repaired attempt
+    ledger: Ledger
+    files: list[dict[str, Any]]         # per input file: path, layout, bytes, lines
+    manifests: list[dict[str, Any]]     # collection manifests found beside the logs
+    input_hash: str                     # sha256 over every input file's bytes (sorted by path)
+    data_dir: Path
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        led = self.ledger
+        return {"data_dir": str(self.data_dir), "files": len(self.files), "lines": led.lines_total,
+                "kept": led.kept, "repaired": led.repaired, "quarantined": led.quarantined,
+                "requests": len(self.requests), "input_hash": self.input_hash}
+
+
+def vocab_of(params: Params) -> Vocab:
+    return Vocab(workloads=frozenset(params.workloads), time_windows=frozenset(params.time_windows),
+                 load_patterns=frozenset(params.load_patterns))
+
+
+def default_data_dir(params: Params) -> Path:
+    """The profile's input: data.legacy_dir when set, else data.raw_dir."""
+    return params.path("legacy_dir") if params.data.legacy_dir else params.path("raw_dir")
+
+
+def _sniff_contract(path: Path) -> bool:
+    """True if the first line that parses as JSON carries a schema_version."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            return isinstance(obj, dict) and "schema_version" in obj
+    return False
+
+
+def discover(data_dir: Path) -> list[tuple[Path, str]]:
+    """Every *.jsonl under data_dir with its layout: 'contract' or 'legacy'."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} does not exist")
+    found = []
+    for path in sorted(data_dir.rglob("*.jsonl")):
+        if path.name.startswith("quarantine"):
+            continue
+        layout = "legacy" if legacy.is_legacy_file(path) and not _sniff_contract(path) else "contract"
+        found.append((path, layout))
+    return found
+
+
+def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
+    """Read every log under data_dir (default: the profile's) into a validated frame."""
+    data_dir = (data_dir or default_data_dir(params)).resolve()
+    vocab = vocab_of(params)
+    ledger = Ledger()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    quarantine: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    digest = hashlib.sha256()
+    for path, layout in discover(data_dir):
+        rel = str(path.relative_to(data_dir))
+        before = ledger.lines_total
+        convert = None
+        if layout == "legacy":
+            m = legacy.FILE_RE.match(path.name)
+            assert m is not None
+            convert = legacy.make_converter(legacy.run_id_for(path), params.experiment,
+                                            m["platform"], m["workload"])
+        read_file(path, vocab, ledger, rows, seen, convert=convert, quarantine=quarantine, label=rel)
+        blob = path.read_bytes()
+        digest.update(rel.encode() + b"\0" + blob)
+        files.append({"file": rel, "layout": layout, "bytes": len(blob),
+                      "lines": ledger.lines_total - before})
+    manifests = []
+    for mpath in sorted(data_dir.rglob("manifest.json")):
+        try:
+            manifests.append({"file": str(mpath.relative_to(data_dir)), **json.loads(mpath.read_text())})
+        except (ValueError, OSError) as exc:
+            manifests.append({"file": str(mpath.relative_to(data_dir)), "unreadable": str(exc)})
+    return IngestResult(requests=to_frame(rows), ledger=ledger, files=files, manifests=manifests,
+                        input_hash=digest.hexdigest(), data_dir=data_dir, quarantine=quarantine)
+
+
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records (reader output) to a typed frame: categories, nullable numbers, tz-aware sent_at."""
+    cols = [c for c in contract.COLUMNS if c != "sent_at"] + ["sent_at_epoch_s", "source_file", "source_line"]
+    df = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+    df.insert(df.columns.get_loc("sent_at_epoch_s"), "sent_at",
+              pd.to_datetime(df.pop("sent_at_epoch_s").astype("float64") * 1e6, unit="us", utc=True))
+    for f in contract.FIELDS:
+        if f.name == "sent_at":
+            continue
+        if f.kind == "float":
+            df[f.name] = df[f.name].astype("float64")
+        elif f.kind == "int":
+            df[f.name] = df[f.name].astype("Int64")
+        elif f.kind == "bool":
+            df[f.name] = df[f.name].astype("boolean")
+    for c in CATEGORICAL:
+        df[c] = df[c].astype("category")
+    for c in ("request_id", "pair_id", "instance_id", "schema_version", "source_file"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    df["source_line"] = df["source_line"].astype(np.int64)
+    df["ok"] = df["error"].isna().to_numpy()
+    return df
+
+
+def write_quarantine(result: IngestResult, path: Path) -> None:
+    """Every quarantined line, verbatim, with its file, line number and reason."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for q in result.quarantine:
+            fh.write(json.dumps(q) + "\n")
