@@ -76,8 +76,20 @@ class LoadPattern(_Strict):
 
     @property
     def expected_arrivals(self) -> float:
-        return sum(p.duration_s * (p.arrival_rate_rps + (p.ramp_to_rps if p.ramp_to_rps is not None
-                                                         else p.arrival_rate_rps)) / 2 for p in self.phases)
+        return self.arrivals_until(self.duration_s)
+
+    def arrivals_until(self, t_s: float) -> float:
+        """Scheduled arrivals in [0, t_s) from the pattern's start (linear ramps integrated)."""
+        total, start = 0.0, 0.0
+        for p in self.phases:
+            if t_s <= start:
+                break
+            d = min(t_s - start, p.duration_s)
+            end_rate = p.ramp_to_rps if p.ramp_to_rps is not None else p.arrival_rate_rps
+            rate_at_d = p.arrival_rate_rps + (end_rate - p.arrival_rate_rps) * d / p.duration_s
+            total += d * (p.arrival_rate_rps + rate_at_d) / 2
+            start += p.duration_s
+        return total
 
 
 class TimeWindow(_Strict):
@@ -138,6 +150,9 @@ class Gates(_Strict):
 
 class Audit(_Strict):
     hour_slack_h: int = Field(1, ge=0, description="hours past a window's end still counted consistent")
+    client_timeout_s: float = Field(10.0, gt=0, description="the load generator's response timeout "
+                                    "(Artillery's default is 10 s): slower responses were never seen")
+    min_consistent_share: float = Field(0.95, ge=0, le=1, description="clock check passes above this share")
 
 
 class Split(_Strict):
@@ -151,6 +166,61 @@ class Split(_Strict):
         if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
             raise ValueError("train + validation + test must be 1.0")
         return self
+
+
+# ------------------------------------------------------------------------------------------ training
+SearchValue = int | float | str | bool | None | list[int]
+
+
+class ModelSearch(_Strict):
+    """5-fold CV search of one model family: the plan's settings first, then `n_iter - 1` settings
+    drawn (seeded) from `space`, stopping early when `budget_s` would be exceeded."""
+    n_iter: int = Field(ge=1, description="candidates at most, the plan's settings included")
+    budget_s: float = Field(gt=0, description="wall-clock budget of this model's search")
+    plan: dict[str, SearchValue] = Field(description="the thesis plan's settings (candidate 1)")
+    space: dict[str, list[SearchValue]] = Field(default_factory=dict, description="values to draw from")
+
+
+class Selection(_Strict):
+    rule: Literal["val_roc_auc_portable"] = "val_roc_auc_portable"
+    portable: list[Literal["lightgbm", "xgboost"]] = Field(min_length=1)
+    tie_tolerance: float = Field(ge=0, description="ROC-AUC difference treated as a tie")
+    prefer: Literal["lightgbm", "xgboost"] = Field(description="winner of a tie (faster serving)")
+
+
+class Verdict(_Strict):
+    """The thesis plan's success criteria (accept: all of the first six; fail: any flag)."""
+    accuracy_min: float
+    accuracy_max: float
+    gap_max: float
+    top_feature_max: float
+    meaningful_share: float = Field(description="a feature 'contributes meaningfully' at this |SHAP| share")
+    min_meaningful_features: int
+    precision_gap_max: float
+    fail_accuracy_above: float
+    fail_accuracy_below: float
+    fail_gap_above: float
+    fail_top_feature_above: float
+
+
+class Training(_Strict):
+    seed: int = 42
+    n_jobs: int = Field(2, description="threads per model fit")
+    cv_folds: int = Field(5, ge=2)
+    cv_max_rows: int = Field(ge=0, description="rows of the training split the CV search uses (0 = all)")
+    threshold: float = Field(0.5, gt=0, lt=1)
+    search: dict[Literal["random_forest", "xgboost", "lightgbm", "mlp"], ModelSearch]
+    ensemble_size: int = Field(3, ge=2)
+    selection: Selection
+    temporal_min_runs: int = Field(3, ge=2, description="leave-one-run-out only with this many runs")
+    ceiling_min_group: int = Field(ge=1, description="training samples a feature vector needs to count")
+    ceiling_folds: int = Field(5, ge=2)
+    explain_rows: int = Field(ge=10, description="rows whose SHAP values give the verdict importance")
+    background_rows: int = Field(ge=10, description="background of the model-agnostic explainer")
+    interaction_rows: int = Field(ge=10, description="rows for SHAP interaction values")
+    surrogate_max_depth: int = Field(ge=1, le=6)
+    surrogate_min_leaf_share: float = Field(gt=0, lt=0.5)
+    verdict: Verdict
 
 
 # ------------------------------------------------------------------------------------------- the whole
@@ -171,6 +241,7 @@ class Params(_Strict):
     gates: Gates
     audit: Audit
     split: Split
+    training: Training
     testbed: dict[str, Any] = Field(default_factory=dict, description="platform model; see testbed.yaml")
 
     @field_validator("timezone")
