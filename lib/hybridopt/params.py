@@ -223,6 +223,52 @@ class Training(_Strict):
     verdict: Verdict
 
 
+# ------------------------------------------------------------------------------ router, deploy, A/B
+class Router(_Strict):
+    """The inference handler's settings (written into the package's router_config.json)."""
+    outside_window: Literal["nearest", "reject"] = Field(
+        "nearest", description="no time_window given and the local hour is outside every window: "
+        "use the nearest window (answer says so) or answer 400")
+    max_payload_size_kb: float = Field(10240.0, gt=0, description="larger sizes are a 400 "
+                                       "(API Gateway's 10 MB payload limit, platform-facts.md 1.3)")
+    package_dir: str = Field("dist/{profile}", description="where `package` writes the Lambda zip")
+    max_package_mb: float = Field(50.0, gt=0, description="Lambda's direct-upload zip limit: larger fails")
+    target_package_mb: float = Field(10.0, gt=0, description="the aim: larger warns")
+
+
+class Deploy(_Strict):
+    """`python -m hybridopt deploy`: the router function and its weighted alias (boto3)."""
+    region: str = "eu-west-1"
+    function_name: str = "hybrid-thesis-ml-router"
+    runtime: str = "python3.12"
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    memory_mb: int = Field(256, ge=128, le=10240)
+    timeout_s: int = Field(10, ge=1, le=900)
+    role_arn: str | None = Field(None, description="execution role; None: the deploy refuses to run")
+    alias: str = "live"
+    treatment_weight: float = Field(0.5, description="share of alias traffic to the model version "
+                                    "(the rest runs the static rule); validated 0-1 by the deploy code")
+    description: str = "Lambda-vs-Fargate router (hybridopt)"
+    tags: dict[str, str] = Field(default_factory=lambda: {"project": "hybridopt"})
+
+
+class AB(_Strict):
+    """Online A/B test and offline policy evaluation."""
+    seed: int = 7
+    treatment_share: float = Field(0.5, gt=0, lt=1, description="share of requests in the model arm")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="significance level of the per-metric tests")
+    power: float = Field(0.8, gt=0.5, lt=1, description="power for the minimum detectable effect")
+    bootstrap_resamples: int = Field(2000, ge=200)
+    plan_requests: int = Field(500_000, ge=1000, description="the plan's one-week test (thesis "
+                               "requirements 6.2: ~500K requests minimum)")
+    plan_days: float = Field(7.0, gt=0)
+    testbed_requests: int = Field(400, ge=20, description="A/B requests sent to the local testbed")
+    testbed_rate_rps: float = Field(20.0, gt=0, description="their arrival rate")
+    simulate_requests: int = Field(500_000, ge=1000, description="requests of the virtual-time A/B")
+    heldout_split: Literal["test", "validation"] = Field("test", description="offline evaluation rows")
+
+
 # ------------------------------------------------------------------------------------------- the whole
 class Params(_Strict):
     profile: str
@@ -243,6 +289,9 @@ class Params(_Strict):
     split: Split
     training: Training
     testbed: dict[str, Any] = Field(default_factory=dict, description="platform model; see testbed.yaml")
+    router: Router = Field(default_factory=Router)
+    deploy: Deploy = Field(default_factory=Deploy)
+    ab: AB = Field(default_factory=AB)
 
     @field_validator("timezone")
     @classmethod
