@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from .contract import OUTCOME_COLUMNS, PRE_SEND_COLUMNS
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from .params import Params
@@ -28,7 +27,11 @@ class LeakError(ValueError):
 
 
 def _log1p(x: Any) -> Any:
-    return math.log1p(x) if isinstance(x, (int, float)) else np.log1p(x)
+    if isinstance(x, (int, float)):
+        return math.log1p(x)
+    import numpy as np  # only for arrays: `row` (the Lambda router) must run without numpy
+
+    return np.log1p(x)
 
 
 # name -> (contract columns it derives from, function of the base values)
@@ -128,6 +131,7 @@ class FeatureSpec:
     def frame(self, ctx: "pd.DataFrame") -> "pd.DataFrame":
         """Feature matrix for a frame with columns workload_type, payload_size_kb, sent_at
         (tz-aware), time_window, load_pattern. Unknown categories raise, naming the values."""
+        import numpy as np
         import pandas as pd
 
         def codes(col: str, mapping: Mapping[str, int]) -> np.ndarray:
