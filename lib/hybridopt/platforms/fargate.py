@@ -1,0 +1,253 @@
+"""ECS on Fargate behind an Application Load Balancer, as a clock-free state machine.
+
+Per workload service: tasks x worker slots (the student's gunicorn sync workers). The ALB routes each
+request on arrival to a ready task (round robin by default); inside a task the request waits FIFO for
+the first free worker. The ALB streams the body to the target, so a worker that picks a request up
+before its upload has finished reads it inside the handler's timed region. The ALB answers 504 with its
+HTML page when the target sends nothing for the idle timeout. Target-tracking autoscaling (optional)
+evaluates its metric every period; scale-out needs `scale_out_datapoints` breaching periods in a row, a
+new task serves only after start + health-check time, and cooldowns apply.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..params import FargateModel, ServicePreset, Workload
+from .draws import Draws
+from .network import ClientNetwork
+from .outcome import ALB_503, ALB_504, HTML, Outcome, Pending, error_for
+from .service import MIB, ServiceTime
+
+
+class _Task:
+    __slots__ = ("id", "ready_at", "slots", "draining", "served")
+
+    def __init__(self, task_id: str, ready_at: float, n_slots: int) -> None:
+        self.id = task_id
+        self.ready_at = ready_at
+        self.slots = [-math.inf] * n_slots   # time each worker becomes free
+        self.draining = False
+        self.served = 0
+
+
+class FargateService:
+    """One ECS service (one workload): its tasks, queue and autoscaler."""
+
+    def __init__(self, name: str, workload: Workload, service: ServiceTime, model: FargateModel,
+                 draws: Draws) -> None:
+        self.name = name
+        self.vcpu = workload.fargate.vcpu
+        self.memory_mb = workload.fargate.memory_gb * 1024.0
+        self.min_tasks = workload.fargate.min_tasks
+        self.max_tasks = max(workload.fargate.max_tasks, self.min_tasks)
+        self.service = service
+        self._draws = draws
+        self._slots = model.worker_slots_per_task.value
+        self._lor = model.routing.value == "least_outstanding_requests"
+        a = model.autoscaling
+        self.autoscaling = a.enabled.value and self.max_tasks > self.min_tasks
+        self._metric = a.metric.value
+        self._target = a.target_value.value
+        self._period = a.metric_period_s.value
+        self._n_out = a.scale_out_datapoints.value
+        self._n_in = a.scale_in_datapoints.value
+        self._in_ratio = a.scale_in_ratio.value
+        self._cool_out = a.scale_out_cooldown_s.value
+        self._cool_in = a.scale_in_cooldown_s.value
+        self._start_delay = a.task_start_s.value + a.health_check_s.value
+        self._seq = 0
+        self.tasks: list[_Task] = [self._new_task(-math.inf) for _ in range(self.min_tasks)]
+        self._rr = 0
+        self._queued: list[float] = []          # start times of requests that had to wait
+        # autoscaler state
+        self._next_eval = math.nan               # first boundary set on first use
+        self._bins: dict[int, list[float]] = {}  # period index -> [cpu seconds, requests]
+        self._datapoints: list[float] = []
+        self._last_out = -math.inf
+        self._last_in = -math.inf
+        # counters
+        self.scale_outs = 0
+        self.scale_ins = 0
+        self.served = 0
+        self.unavailable = 0
+
+    def _new_task(self, ready_at: float) -> _Task:
+        self._seq += 1
+        return _Task(f"{self._seq:04d}{self._draws.hex(28)}", ready_at, self._slots)
+
+    # ------------------------------------------------------------------------------- autoscaler
+    def advance(self, t: float) -> None:
+        """Run the autoscaler's evaluations due by t and retire drained tasks."""
+        if not self.autoscaling:
+            return
+        if math.isnan(self._next_eval):
+            self._next_eval = (math.floor(t / self._period) + 1) * self._period
+            return
+        while self._next_eval <= t:
+            self._evaluate(self._next_eval)
+            self._next_eval += self._period
+        self.tasks = [k for k in self.tasks if not (k.draining and max(k.slots) <= t)]
+
+    def _evaluate(self, b: float) -> None:
+        period = self._period
+        idx = int(round(b / period)) - 1
+        cpu_s, requests = self._bins.pop(idx, (0.0, 0.0))
+        for old in [k for k in self._bins if k < idx]:
+            del self._bins[old]
+        ready = [k for k in self.tasks if not k.draining and k.ready_at <= b]
+        n_ready = max(len(ready), 1)
+        if self._metric == "cpu":
+            value = 100.0 * cpu_s / (self.vcpu * period * n_ready)
+        else:   # ALBRequestCountPerTarget, per minute
+            value = requests / n_ready * (60.0 / period)
+        dp = self._datapoints
+        dp.append(value)
+        if len(dp) > max(self._n_out, self._n_in):
+            del dp[0]
+        active = [k for k in self.tasks if not k.draining]
+        n = len(active)
+        if len(dp) >= self._n_out and all(v > self._target for v in dp[-self._n_out:]):
+            desired = min(self.max_tasks, math.ceil(n * value / self._target))
+            if desired > n and b - self._last_out >= self._cool_out:
+                for _ in range(desired - n):
+                    self.tasks.append(self._new_task(b + self._start_delay))
+                self._last_out = b
+                self.scale_outs += 1
+        elif len(dp) >= self._n_in and all(v < self._target * self._in_ratio for v in dp[-self._n_in:]):
+            desired = max(self.min_tasks, math.ceil(n * value / self._target))
+            if desired < n and b - self._last_in >= self._cool_in and b - self._last_out >= self._cool_out:
+                for k in sorted(active, key=lambda k: k.ready_at)[desired:]:   # newest first out
+                    k.draining = True
+                self._last_in = b
+                self.scale_ins += 1
+
+    def _record(self, t_arrive: float, t_start: float, cpu_ms: float) -> None:
+        if not self.autoscaling:
+            return
+        per = self._period
+        b = self._bins.setdefault(int(t_arrive // per), [0.0, 0.0])
+        b[1] += 1
+        b2 = self._bins.setdefault(int(t_start // per), [0.0, 0.0])
+        b2[0] += cpu_ms / 1000.0
+
+    # ---------------------------------------------------------------------------------- routing
+    def route(self, t: float) -> _Task | None:
+        tasks = self.tasks
+        n = len(tasks)
+        if self._lor:
+            best, best_load = None, math.inf
+            for k in tasks:
+                if k.draining or k.ready_at > t:
+                    continue
+                load = sum(1 for s in k.slots if s > t)
+                if load < best_load:
+                    best, best_load = k, load
+            return best
+        for _ in range(n):
+            self._rr = (self._rr + 1) % n
+            k = tasks[self._rr]
+            if not k.draining and k.ready_at <= t:
+                return k
+        return None
+
+    def counts(self, t: float) -> dict[str, Any]:
+        self.advance(t)
+        q = self._queued
+        while q and q[0] <= t:
+            heapq.heappop(q)
+        active = [k for k in self.tasks if not k.draining]
+        return {"tasks_ready": sum(1 for k in active if k.ready_at <= t),
+                "tasks_pending": sum(1 for k in active if k.ready_at > t),
+                "tasks_draining": sum(1 for k in self.tasks if k.draining),
+                "queue_length": len(q),
+                "workers_busy": sum(1 for k in self.tasks for s in k.slots if s > t),
+                "served": self.served, "unavailable": self.unavailable,
+                "scale_outs": self.scale_outs, "scale_ins": self.scale_ins}
+
+
+class FargatePlatform:
+    """The ALB in front of one ECS service per workload."""
+
+    platform = "ecs"
+    tls = False   # the student's ALB listened on plain HTTP port 80
+
+    def __init__(self, model: FargateModel, workloads: Mapping[str, Workload], preset: ServicePreset,
+                 draws: Draws, client: ClientNetwork) -> None:
+        self.model = model
+        self.services: dict[str, FargateService] = {}
+        for name, w in workloads.items():
+            entry = preset.workloads[name]["ecs"]
+            share = min(1.0, w.fargate.vcpu)
+            self.services[name] = FargateService(name, w, ServiceTime(entry, share, draws), model, draws)
+        self._alb_half_s = model.alb_overhead_ms.value / 2000.0
+        self._idle_s = model.alb_idle_timeout_s.value
+        self._buffers = model.alb_buffers_request_body.value
+        self._sample_s = model.cpu_sample_ms.value / 1000.0
+        self._mem_base = model.memory_used_base_mb.value
+        self._mem_per_mb = model.memory_used_per_mb.value
+
+    def door(self, p: Pending) -> Outcome | None:
+        return None   # no body limit for container targets
+
+    def advance(self, t: float) -> None:
+        for s in self.services.values():
+            s.advance(t)
+
+    def dispatch(self, p: Pending) -> Outcome:
+        svc = self.services[p.workload_type]
+        t_body = p.body_at_s + self._alb_half_s
+        t_target = t_body if self._buffers else p.dispatch_at_s + self._alb_half_s
+        svc.advance(t_target)
+        task = svc.route(t_target)
+        if task is None:
+            svc.unavailable += 1
+            return self._finish(p, 503, "alb_no_healthy_target", t_target + self._alb_half_s, body=ALB_503,
+                                content_type=HTML)
+        slots = task.slots
+        i = min(range(len(slots)), key=slots.__getitem__) if len(slots) > 1 else 0
+        start = max(t_target, slots[i])
+        if start > t_target:
+            heapq.heappush(svc._queued, start)
+        read_wait_s = max(0.0, t_body - start)
+        service_ms = svc.service.sample_ms(p.payload_bytes)
+        exec_ms = read_wait_s * 1000.0 + service_ms
+        ready = start + exec_ms / 1000.0 + self._sample_s
+        slots[i] = ready
+        task.served += 1
+        svc.served += 1
+        svc._record(t_target, start, svc.service.cpu_work_ms(p.payload_bytes))
+        queue_wait_ms = (start - t_target) * 1000.0
+        if ready - t_body > self._idle_s:
+            return self._finish(p, 504, "alb_idle_timeout", t_body + self._idle_s + self._alb_half_s,
+                                body=ALB_504, content_type=HTML, queue_wait_ms=queue_wait_ms)
+        metrics = {"execution_time_ms": exec_ms, "memory_limit_mb": svc.memory_mb,
+                   "memory_used_mb": self._mem_base + self._mem_per_mb * p.payload_bytes / MIB,
+                   "instance_id": task.id}
+        return self._finish(p, 200, None, ready + self._alb_half_s, metrics=metrics, queue_wait_ms=queue_wait_ms)
+
+    def _finish(self, p: Pending, status: int, reason: str | None, response_at_s: float, *,
+                body: str | None = None, content_type: str = "application/json",
+                metrics: dict[str, Any] | None = None, queue_wait_ms: float | None = None) -> Outcome:
+        first_byte_at = response_at_s + p.rtt_s / 2.0 + p.inflation_s
+        upload_end = p.t_send_s + p.connect_s + p.upload_s
+        # the ALB streams: a response can start before the client finished uploading only in theory
+        first_byte_at = max(first_byte_at, upload_end)
+        out = Outcome(
+            platform="ecs", workload_type=p.workload_type, http_status=status, error=error_for(status),
+            reason=reason, t_send_s=p.t_send_s, connect_ms=p.connect_s * 1000.0, upload_ms=p.upload_s * 1000.0,
+            first_byte_ms=(first_byte_at - upload_end) * 1000.0, total_ms=(first_byte_at - p.t_send_s) * 1000.0,
+            completes_at_s=first_byte_at, body=body, content_type=content_type,
+            actual_payload_size_kb=p.payload_bytes / 1024.0, queue_wait_ms=queue_wait_ms)
+        if metrics is not None:
+            out.execution_time_ms = metrics["execution_time_ms"]
+            out.memory_limit_mb = metrics["memory_limit_mb"]
+            out.memory_used_mb = metrics["memory_used_mb"]
+            out.instance_id = metrics["instance_id"]
+        return out
+
+    def counts(self, t: float) -> dict[str, dict[str, Any]]:
+        return {name: s.counts(t) for name, s in self.services.items()}

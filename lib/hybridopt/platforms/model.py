@@ -1,0 +1,141 @@
+"""`PlatformModel`: the client's network, Lambda behind API Gateway and Fargate behind an ALB, driven by
+whichever clock the caller has (the testbed: the wall clock; the simulator: a virtual one).
+
+Two steps per request, because a platform acts on a request only once it has arrived (after the
+client's handshakes and upload, which depend on the payload size):
+
+    p = model.submit(t_send_s, "lambda", "thumbnail_processing", payload_bytes)   # client side
+    ...                                                                             # until p.dispatch_at_s
+    outcome = model.dispatch(p)                                                     # platform side
+
+`submit` must be called in non-decreasing t_send_s and `dispatch` in non-decreasing p.dispatch_at_s
+per platform (the simulator sorts; the testbed waits on a timer); violations are counted in
+`out_of_order`. `handle` does both at once for callers that send
+one request at a time. Nothing here reads a clock, sleeps or starts a thread; all randomness comes from
+the numpy Generator given at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..params import Params, ParamsError, TestbedParams, Workload
+from .draws import Draws
+from .fargate import FargatePlatform
+from .lambda_ import LambdaPlatform
+from .network import ClientNetwork
+from .outcome import Outcome, Pending
+
+PLATFORMS = ("lambda", "ecs")
+
+
+def check_presets(testbed: TestbedParams, workloads: Mapping[str, Workload]) -> None:
+    """Every workload needs a service time on both platforms in the chosen preset."""
+    preset = testbed.service
+    for w in workloads:
+        have = preset.workloads.get(w)
+        missing = [pl for pl in PLATFORMS if not have or pl not in have]
+        if missing:
+            raise ParamsError(f"params/testbed.yaml: key 'testbed.service_presets.{testbed.service_preset}."
+                              f"workloads.{w}' needs entries for {missing} (workload {w!r} is in params.workloads)")
+
+
+class PlatformModel:
+    """The whole platform model for one client preset and one service-time preset."""
+
+    def __init__(self, testbed: TestbedParams, workloads: Mapping[str, Workload],
+                 rng: np.random.Generator) -> None:
+        check_presets(testbed, workloads)
+        self.testbed = testbed
+        self.workloads = dict(workloads)
+        self.draws = Draws(rng)
+        self.client = ClientNetwork(testbed.client, self.draws)
+        self.lambda_ = LambdaPlatform(testbed.lambda_, workloads, testbed.service, self.draws, self.client)
+        self.ecs = FargatePlatform(testbed.fargate, workloads, testbed.service, self.draws, self.client)
+        self._platforms = {"lambda": self.lambda_, "ecs": self.ecs}
+        self.last_submit_s = -float("inf")
+        self.last_dispatch_s = {pl: -float("inf") for pl in PLATFORMS}
+        self.out_of_order = 0
+        self.submitted = 0
+        self.dispatched = 0
+
+    @classmethod
+    def from_params(cls, params: Params, seed: int | None = None) -> "PlatformModel":
+        """The model of a profile, seeded with `seed` (default: params.testbed.seed)."""
+        return cls(params.testbed, params.workloads,
+                   np.random.default_rng(params.testbed.seed if seed is None else seed))
+
+    # ---------------------------------------------------------------------------------- requests
+    def submit(self, t_send_s: float, platform: str, workload_type: str, payload_bytes: int, *,
+               new_connection: bool = True) -> Pending:
+        """The client sends a request at t_send_s: its network timings and when it reaches the platform."""
+        front = self._platforms.get(platform)
+        if front is None:
+            raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
+        if workload_type not in self.workloads:
+            raise ValueError(f"workload_type {workload_type!r} is not one of {sorted(self.workloads)}")
+        if payload_bytes < 0:
+            raise ValueError(f"payload_bytes must be >= 0, got {payload_bytes}")
+        if t_send_s < self.last_submit_s:
+            self.out_of_order += 1
+        self.last_submit_s = t_send_s
+        self.submitted += 1
+        c = self.client
+        rtt = c.sample_rtt_s()
+        connect = c.connect_s(rtt, front.tls, new_connection)
+        upload = c.upload_s(payload_bytes, rtt)
+        inflation = c.inflation_s(t_send_s)
+        headers_at = t_send_s + connect + rtt / 2.0
+        body_at = headers_at + upload
+        dispatch_at = body_at if platform == "lambda" else headers_at
+        p = Pending(platform, workload_type, payload_bytes, t_send_s, rtt, connect, upload, inflation,
+                    dispatch_at, body_at, new_connection)
+        p.outcome = front.door(p)
+        return p
+
+    def dispatch(self, p: Pending) -> Outcome:
+        """The platform acts on a submitted request (call in non-decreasing p.dispatch_at_s)."""
+        if p.outcome is not None:
+            return p.outcome
+        if p.dispatch_at_s < self.last_dispatch_s[p.platform]:
+            self.out_of_order += 1     # tolerated (state stays consistent), counted for the drivers' tests
+        else:
+            self.last_dispatch_s[p.platform] = p.dispatch_at_s
+        self.dispatched += 1
+        return self._platforms[p.platform].dispatch(p)
+
+    def handle(self, t_send_s: float, platform: str, workload_type: str, payload_bytes: int, *,
+               new_connection: bool = True) -> Outcome:
+        """submit + dispatch of one request (for callers whose requests do not overlap in flight)."""
+        return self.dispatch(self.submit(t_send_s, platform, workload_type, payload_bytes,
+                                         new_connection=new_connection))
+
+    def apply_client_timeout(self, o: Outcome) -> Outcome:
+        """What the client logs: a response whose first byte comes later than the client's response
+        timeout (counted from the end of its upload) becomes error=timeout with no status or metrics."""
+        limit_ms = self.client.response_timeout_s * 1000.0
+        if o.first_byte_ms is None or o.first_byte_ms <= limit_ms:
+            return o
+        total_ms = o.connect_ms + o.upload_ms + limit_ms
+        return Outcome(platform=o.platform, workload_type=o.workload_type, http_status=None, error="timeout",
+                       reason=f"client_timeout({o.reason or o.http_status})", t_send_s=o.t_send_s,
+                       connect_ms=o.connect_ms, upload_ms=o.upload_ms, first_byte_ms=None, total_ms=total_ms,
+                       completes_at_s=o.t_send_s + total_ms / 1000.0, body=None)
+
+    # ------------------------------------------------------------------------------------- clock
+    def advance(self, t_s: float) -> None:
+        """Run time-driven events up to t_s (keep-alive reclaim, autoscaling) without a request."""
+        for f in self.lambda_.functions.values():
+            f.release(t_s)
+            f.purge(t_s)
+        self.ecs.advance(t_s)
+
+    def stats(self, t_s: float) -> dict[str, Any]:
+        """Counters and state at model time t_s."""
+        return {"model_time_s": t_s, "submitted": self.submitted, "dispatched": self.dispatched,
+                "out_of_order": self.out_of_order, "client_preset": self.testbed.client_preset,
+                "service_preset": self.testbed.service_preset,
+                "lambda": self.lambda_.counts(t_s), "ecs": self.ecs.counts(t_s)}
