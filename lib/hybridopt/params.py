@@ -8,7 +8,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -213,6 +213,7 @@ class Training(_Strict):
     ensemble_size: int = Field(3, ge=2)
     selection: Selection
     temporal_min_runs: int = Field(3, ge=2, description="leave-one-run-out only with this many runs")
+    temporal_max_folds: int = Field(6, ge=2, description="more runs are held out in this many time blocks")
     ceiling_min_group: int = Field(ge=1, description="training samples a feature vector needs to count")
     ceiling_folds: int = Field(5, ge=2)
     explain_rows: int = Field(ge=10, description="rows whose SHAP values give the verdict importance")
@@ -221,6 +222,159 @@ class Training(_Strict):
     surrogate_max_depth: int = Field(ge=1, le=6)
     surrogate_min_leaf_share: float = Field(gt=0, lt=0.5)
     verdict: Verdict
+
+
+# ------------------------------------------------------------------------------------------- testbed
+#: How a testbed value is known. fact: published by AWS (docs, pricing, blog); observed: a public
+#: third-party measurement or report; derived: arithmetic on sourced numbers; deployed: what the student
+#: actually deployed (origin repository); assumption: our choice, to be checked; fitted: estimated from
+#: real logs by the calibration code; measured: our own benchmark on this machine.
+Basis = Literal["fact", "observed", "derived", "deployed", "assumption", "fitted", "measured"]
+_T = TypeVar("_T")
+
+
+class Sourced(_Strict, Generic[_T]):
+    """A platform-model value with its provenance."""
+    value: _T
+    basis: Basis
+    source: str = Field(min_length=5, description="platform-facts.md section and URL, or why assumed")
+
+
+class ClientInflation(_Strict):
+    """Load-dependent latency added by the measurement setup itself (a saturated load generator), not
+    by a platform: inflation_ms = ms_per_rps * max(0, rate - threshold_rps) ** exponent, where rate is
+    the client's own request rate over the last window_s seconds (both platforms counted)."""
+    enabled: Sourced[bool]
+    window_s: Sourced[float]
+    threshold_rps: Sourced[float]
+    ms_per_rps: Sourced[float]
+    exponent: Sourced[float]
+
+
+class ClientPreset(_Strict):
+    """The client's network and timeout: where the load generator sits relative to the region."""
+    description: str
+    rtt_ms: Sourced[float]
+    rtt_jitter_sigma: Sourced[float]
+    dns_ms: Sourced[float]
+    tcp_handshake_rtts: Sourced[float]
+    tls_handshake_rtts: Sourced[float]
+    upload_mbps: Sourced[float]
+    initcwnd_segments: Sourced[int]
+    mss_bytes: Sourced[int]
+    request_header_bytes: Sourced[int]
+    response_timeout_s: Sourced[float]
+    inflation: ClientInflation
+
+
+class KeepAlive(_Strict):
+    """Idle execution-environment reclaim: `fixed` (gone idle_timeout_s after its last request) or
+    `halving` (SeBS 2020: survives k * halving_period_s with probability 0.5 ** (k - 1))."""
+    policy: Sourced[Literal["fixed", "halving"]]
+    idle_timeout_s: Sourced[float]
+    halving_period_s: Sourced[float]
+    max_env_lifetime_s: Sourced[float | None]
+
+
+class LambdaModel(_Strict):
+    api_gateway_max_request_bytes: Sourced[int]
+    api_gateway_too_large_body: Sourced[str]
+    api_gateway_integration_timeout_s: Sourced[float]
+    api_gateway_overhead_ms: Sourced[float]
+    invoke_payload_limit_bytes: Sourced[int]
+    event_overhead_bytes: Sourced[int]
+    account_concurrency: Sourced[int]
+    scaling_burst_envs: Sourced[int]
+    scaling_refill_envs_per_s: Sourced[float]
+    throttle_status: Sourced[int]
+    full_vcpu_memory_mb: Sourced[float]
+    init_p50_ms: Sourced[float]
+    init_p99_ms: Sourced[float]
+    cold_start_overhead_ms: Sourced[float]
+    runtime_overhead_ms: Sourced[float]
+    function_timeout_s: Sourced[float]
+    billed_duration_includes_init: Sourced[bool]
+    memory_used_base_mb: Sourced[float]
+    keep_alive: KeepAlive
+
+
+class Autoscaling(_Strict):
+    """ECS service target tracking (Application Auto Scaling), per workload service."""
+    enabled: Sourced[bool]
+    metric: Sourced[Literal["cpu", "request_count_per_target"]]
+    target_value: Sourced[float]
+    metric_period_s: Sourced[float]
+    scale_out_datapoints: Sourced[int]
+    scale_in_datapoints: Sourced[int]
+    scale_in_ratio: Sourced[float]
+    scale_out_cooldown_s: Sourced[float]
+    scale_in_cooldown_s: Sourced[float]
+    task_start_s: Sourced[float]
+    health_check_s: Sourced[float]
+
+
+class FargateModel(_Strict):
+    alb_idle_timeout_s: Sourced[float]
+    alb_overhead_ms: Sourced[float]
+    alb_buffers_request_body: Sourced[bool]
+    routing: Sourced[Literal["round_robin", "least_outstanding_requests"]]
+    worker_slots_per_task: Sourced[int]
+    cpu_sample_ms: Sourced[float]
+    memory_used_base_mb: Sourced[float]
+    memory_used_per_mb: Sourced[float]
+    autoscaling: Autoscaling
+
+
+class ServiceEntry(_Strict):
+    """Handler time of one (workload, platform): a wall-clock part drawn uniformly from sleep_ms (not
+    scaled by CPU) plus CPU work at one full vCPU (cpu_ms per request + cpu_ms_per_mb per MiB of
+    request body), divided by the CPU share; optional lognormal noise on the total."""
+    sleep_ms: Sourced[list[float]]
+    cpu_ms: Sourced[float]
+    cpu_ms_per_mb: Sourced[float]
+    noise_sigma: Sourced[float] | None = None
+    init_extra_ms: Sourced[float] | None = Field(
+        None, description="Lambda only: INIT cost beyond a hello-world function, at one full vCPU")
+
+    @field_validator("sleep_ms")
+    @classmethod
+    def _range(cls, v: Sourced[list[float]]) -> Sourced[list[float]]:
+        if len(v.value) != 2 or not 0 <= v.value[0] <= v.value[1]:
+            raise ValueError(f"sleep_ms.value must be [low, high] with 0 <= low <= high, got {v.value}")
+        return v
+
+
+class ServicePreset(_Strict):
+    description: str
+    workloads: dict[str, dict[Literal["lambda", "ecs"], ServiceEntry]] = Field(min_length=1)
+
+
+class TestbedParams(_Strict):
+    """The Lambda / Fargate platform model behind the testbed and the simulator (params/testbed.yaml)."""
+    client_preset: str = Field(description="key of `clients` used by the testbed and the simulator")
+    service_preset: str = Field(description="key of `service_presets` (deployed | fitted | measured)")
+    seed: int = Field(7, description="the testbed's random seed (the simulator takes its own --seed)")
+    clients: dict[str, ClientPreset] = Field(min_length=1)
+    lambda_: LambdaModel = Field(alias="lambda")
+    fargate: FargateModel
+    service_presets: dict[str, ServicePreset] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _presets_exist(self) -> "TestbedParams":
+        if self.client_preset not in self.clients:
+            raise ValueError(f"client_preset {self.client_preset!r} is not one of clients {sorted(self.clients)}")
+        if self.service_preset not in self.service_presets:
+            raise ValueError(f"service_preset {self.service_preset!r} is not one of service_presets "
+                             f"{sorted(self.service_presets)}")
+        return self
+
+    @property
+    def client(self) -> ClientPreset:
+        return self.clients[self.client_preset]
+
+    @property
+    def service(self) -> ServicePreset:
+        return self.service_presets[self.service_preset]
 
 
 # ------------------------------------------------------------------------------ router, deploy, A/B
@@ -269,6 +423,60 @@ class AB(_Strict):
     heldout_split: Literal["test", "validation"] = Field("test", description="offline evaluation rows")
 
 
+# -------------------------------------------------------------------------------------- collection
+class GeneratorLimits(_Strict):
+    """When the load generator (Artillery) counts as saturated: its latencies then measure itself."""
+    cpu_pct_p95_max: float = Field(85.0, gt=0, description="Artillery process tree CPU, percent of ONE "
+                                   "core (its worker thread is single-threaded), 95th percentile")
+    event_loop_lag_ms_p99_max: float = Field(50.0, gt=0, description="worker event-loop delay, p99")
+    cpu_sample_interval_s: float = Field(0.5, gt=0, description="psutil sampling of the process tree")
+    health_interval_s: float = Field(1.0, gt=0, description="processor's health record period")
+
+
+class Collection(_Strict):
+    """How `python -m hybridopt collect` drives Artillery (source testbed or aws; see collect.py)."""
+    aws_opt_in: bool = Field(False, description="source aws sends real traffic to AWS (and costs money) "
+                             "only when this is true or the command gets --aws-opt-in")
+    lambda_base_url: str | None = Field(None, description="aws: API Gateway stage URL; testbed: ignored "
+                                        "(the testbed's own URL is used)")
+    ecs_base_url: str | None = Field(None, description="aws: ALB URL; testbed: ignored")
+    secret_headers: dict[str, str] = Field(default_factory=dict, description="header name -> NAME of an "
+                                           "environment variable holding its value (never written anywhere)")
+    window_wall_s: float | None = Field(None, gt=0, description="compressed schedule: wall seconds per "
+                                        "window, phases scaled to it (None: the load pattern's real length)")
+    rate_scale: float = Field(1.0, gt=0, description="multiplies every arrival rate (1.0: as planned)")
+    virtual_date: str | None = Field(None, description="testbed: the local date (YYYY-MM-DD) the virtual "
+                                     "clock stamps; None: today in `timezone` when the schedule starts")
+    http_timeout_s: float = Field(60.0, gt=0, description="Artillery config.http.timeout: whole request")
+    drain_grace_s: float = Field(30.0, ge=0, description="on SIGINT/SIGTERM, wait this long for in-flight "
+                                 "requests to get their lines before the worker exits")
+    seed: int = Field(7, description="payload bytes and the workload/size draws")
+    payload_encoding: dict[str, Literal["json", "base64"]] = Field(
+        default_factory=lambda: {"lightweight_api": "json"},
+        description="payload field format per workload (default base64, as the thesis generator)")
+    artillery_dir: str = Field("artillery", description="package.json, node_modules, the YAML configs")
+    testbed_host: str = "127.0.0.1"
+    generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
+
+    @field_validator("virtual_date")
+    @classmethod
+    def _date(cls, v: str | None) -> str | None:
+        if v is not None:
+            import datetime as _dt
+            try:
+                _dt.date.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"virtual_date must be YYYY-MM-DD, got {v!r}") from exc
+        return v
+
+    @field_validator("lambda_base_url", "ecs_base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v
+
+
 # ------------------------------------------------------------------------------------------- the whole
 class Params(_Strict):
     profile: str
@@ -288,10 +496,11 @@ class Params(_Strict):
     audit: Audit
     split: Split
     training: Training
-    testbed: dict[str, Any] = Field(default_factory=dict, description="platform model; see testbed.yaml")
+    testbed: TestbedParams = Field(description="platform model behind testbed and simulator; see testbed.yaml")
     router: Router = Field(default_factory=Router)
     deploy: Deploy = Field(default_factory=Deploy)
     ab: AB = Field(default_factory=AB)
+    collection: Collection = Field(default_factory=Collection)
 
     @field_validator("timezone")
     @classmethod
