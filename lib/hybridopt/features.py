@@ -148,7 +148,7 @@ class FeatureSpec:
             "p": ctx["payload_size_kb"].to_numpy(dtype=np.float64),
             "h": local.dt.hour.to_numpy(dtype=np.int64),
             "tw": codes("time_window", self.time_window_codes),
-            "we": (local.dt.weekday >= 5).to_numpy(dtype=np.int64),
+            "we": (local.dt.day_of_week >= 5).to_numpy(dtype=np.int64),
             "lp": codes("load_pattern", self.load_pattern_codes),
         }
         base["mem"] = ctx["workload_type"].astype("string").map(self.lambda_memory_mb).to_numpy(dtype=np.int64)

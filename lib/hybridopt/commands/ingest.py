@@ -1,0 +1,35 @@
+"""python -m hybridopt ingest: read logs, account for every line, write requests.parquet."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..ingest import ingest, write_quarantine
+from ..params import load_params
+from ._common import add_profile_data_out, table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_profile_data_out(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.profile)
+    t0 = time.perf_counter()
+    result = ingest(params, args.data)
+    out = args.out or params.path("processed_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    result.requests.to_parquet(out / "requests.parquet", index=False)
+    write_quarantine(result, out / "quarantine.jsonl")
+    led = result.ledger
+    print(f"ingest {params.profile}: {result.data_dir}")
+    print(table([("files", len(result.files)), ("lines", f"{led.lines_total:,}"), ("kept", f"{led.kept:,}"),
+                 ("repaired", f"{led.repaired:,}"), ("quarantined", f"{led.quarantined:,}"),
+                 ("accounted for", f"{led.as_dict()['accounted_for_pct']:.1f} %"),
+                 ("seconds", f"{time.perf_counter() - t0:.2f}"), ("wrote", out / "requests.parquet")]))
+    for reason, n in list(led.repairs.most_common(5)):
+        print(f"  repaired     {n:>8,}  {reason}")
+    for reason, n in list(led.quarantine_reasons.most_common(5)):
+        print(f"  quarantined  {n:>8,}  {reason}")
+    return 0

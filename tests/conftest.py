@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybridopt import paths
+from hybridopt.params import load_params
+
+SHARED_THESIS = paths.shared_dir() / "data" / "thesis-aws-2025-11" / "variance-experiment"
+
+
+@pytest.fixture(scope="session")
+def params():
+    """The thesis profile's params (vocabulary, prices, features): no data is read."""
+    return load_params("thesis-2025-11")
+
+
+def contract_line(**over: Any) -> dict[str, Any]:
+    """A valid contract v1.0 record (a successful Lambda attempt) with overrides."""
+    rec: dict[str, Any] = {
+        "schema_version": "1.0", "request_id": "r-1", "pair_id": "p-1", "experiment": "hybrid-placement",
+        "run_id": "run-a", "source": "testbed", "platform": "lambda", "workload_type": "lightweight_api",
+        "target_payload_size_kb": 5.0, "time_window": "midday", "load_pattern": "medium_load",
+        "phase": "steady", "scheduled_rate_rps": 15.0, "sent_at": "2025-11-23T07:00:00.000+00:00",
+        "http_status": 200, "error": None, "upload_ms": 1.5, "first_byte_ms": 120.0, "total_ms": 125.0,
+        "execution_time_ms": 80.2, "cold_start": False, "init_duration_ms": None, "billed_duration_ms": 81.0,
+        "memory_limit_mb": 128.0, "instance_id": "env-1", "actual_payload_size_kb": 5.1,
+    }
+    rec.update(over)
+    return rec
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for r in records:
+            fh.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
