@@ -1,0 +1,33 @@
+"""`python -m hybridopt testbed --profile NAME [--host 127.0.0.1] [--port 0]`: serve the Lambda/Fargate
+testbed (see hybridopt.testbed for routes and the admin API). Prints `TESTBED_URL=http://HOST:PORT` on
+stdout once listening; serves until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..params import Params, ParamsError, load_params
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick", help="parameter profile (default: quick)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: an ephemeral port)")
+    parser.add_argument("--seed", type=int, default=None, help="model seed (default: testbed.seed)")
+    parser.add_argument("--params-json", default=None, help=argparse.SUPPRESS)  # used by testbed.start(mode="process")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..testbed import run_forever
+
+    if args.params_json:
+        path = Path(args.params_json)
+        try:
+            params = Params.model_validate(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ParamsError(f"{path}: not a valid parameter dump: {exc}") from exc
+    else:
+        params = load_params(args.profile)
+    return run_forever(params, args.host, args.port, args.seed)
