@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("hybridopt.commands.ingest", "read request logs (contract or legacy layout) and count every line"),
     "audit": ("hybridopt.commands.audit", "ingest + audit: buckets, coverage, unlogged attempts, clock consistency"),
     "preprocess": ("hybridopt.commands.preprocess", "ingest + audit + pairing + cost + labels + features + gates"),
+    "package": ("hybridopt.commands.package", "build the router's Lambda zip (handler, model, feature spec)"),
+    "deploy": ("hybridopt.commands.deploy", "deploy the router with a weighted A/B alias (boto3; --dry-run / --execute)"),
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
 }
 
