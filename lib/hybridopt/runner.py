@@ -34,7 +34,7 @@ class Stage:
     status: str = "pending"  # ok | failed | skipped | pending
     seconds: float | None = None
     started_at: str | None = None
-    failing_cell: int | None = None   # execution count of the failing cell
+    failing_cell: int | None = None   # execution count of the failing cell ("In [n]" in the notebook)
     error: str | None = None
     html: str | None = None
     notebook: str | None = None
@@ -109,7 +109,7 @@ def _header_cell(stage: Stage, prov: dict[str, Any], params: Params) -> nbformat
     colour = {"OK": "green", "FAILED": "red"}.get(status, "black")
     err = ""
     if stage.status == "failed":
-        err = (f"<p style='color:red'><b>This notebook failed at cell {stage.failing_cell}: "
+        err = (f"<p style='color:red'><b>This notebook failed at cell In [{stage.failing_cell}]: "
                f"{html.escape(stage.error or '')}</b> (the outputs below stop there).</p>")
     body = (f"<div style='border:1px solid #999;padding:8px;margin-bottom:8px'>"
             f"<p><b>{html.escape(stage.name)}</b> · status <b style='color:{colour}'>{status}</b> · "
@@ -137,7 +137,7 @@ def write_index(record: RunRecord, out_dir: Path, params: Params) -> Path:
         colour = {"ok": "green", "failed": "red", "skipped": "#b60"}.get(st.status, "black")
         link = f"<a href='{html.escape(st.html)}'>report</a>" if st.html else ""
         nb = f"<a href='{html.escape(st.notebook)}'>notebook</a>" if st.notebook else ""
-        detail = (f"cell {st.failing_cell}: {html.escape(st.error or '')}" if st.status == "failed"
+        detail = (f"cell In [{st.failing_cell}]: {html.escape(st.error or '')}" if st.status == "failed"
                   else html.escape(st.error or ""))
         rows.append(f"<tr><td>{html.escape(st.name)}</td><td style='color:{colour}'><b>{st.status}</b></td>"
                     f"<td>{'' if st.seconds is None else f'{st.seconds:.1f} s'}</td>"
@@ -229,7 +229,7 @@ def run(profile: str, only: list[str] | None = None, start: str | None = None, f
             export_html(executed, out_dir / f"{nb.stem}.html", st, record.provenance, params)
             st.html = f"{nb.stem}.html"
         print(f"[{i}/{len(chosen)}] {nb.stem}: {st.status} in {st.seconds:.1f} s"
-              + (f" (cell {st.failing_cell}: {st.error})" if st.status == "failed" else ""), flush=True)
+              + (f" (cell In [{st.failing_cell}]: {st.error})" if st.status == "failed" else ""), flush=True)
         _save_record(record, out_dir)
         write_index(record, out_dir, params)
         if st.status == "failed":
@@ -244,6 +244,6 @@ def run(profile: str, only: list[str] | None = None, start: str | None = None, f
     index = write_index(record, out_dir, params)
     print(f"index: {index}")
     if failed is not None:
-        print(f"FAILED: {failed.name} at cell {failed.failing_cell}: {failed.error}", flush=True)
+        print(f"FAILED: {failed.name} at cell In [{failed.failing_cell}]: {failed.error}", flush=True)
         return record, 1
     return record, 0
