@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "package": ("hybridopt.commands.package", "build the router's Lambda zip (handler, model, feature spec)"),
     "deploy": ("hybridopt.commands.deploy", "deploy the router with a weighted A/B alias (boto3; --dry-run / --execute)"),
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
+    "simulate": ("hybridopt.commands.simulate", "simulate the profile's schedule on the platform model (virtual clock)"),
 }
 
 

@@ -208,7 +208,10 @@ class FargatePlatform:
             return self._finish(p, 503, "alb_no_healthy_target", t_target + self._alb_half_s, body=ALB_503,
                                 content_type=HTML)
         slots = task.slots
-        i = min(range(len(slots)), key=slots.__getitem__) if len(slots) > 1 else 0
+        if len(slots) == 2:
+            i = 0 if slots[0] <= slots[1] else 1
+        else:
+            i = min(range(len(slots)), key=slots.__getitem__)
         start = max(t_target, slots[i])
         if start > t_target:
             heapq.heappush(svc._queued, start)
