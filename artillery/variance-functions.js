@@ -1,0 +1,654 @@
+// Artillery 2.0.21 processor for the paired variance experiment.
+//
+// Every generated payload goes to Lambda and to ECS at the same moment (a `parallel` step with
+// one `pair_id`), and every request ATTEMPT becomes exactly one line of the request-log contract
+// (lib/hybridopt/contract.py, schema_version 1.0): success, HTTP error, non-JSON body, timeout,
+// connection refused/reset. Lines are written with fs.writeSync on a per-worker file as soon as
+// the outcome is known, so an interrupted run keeps every line it wrote.
+//
+// Configuration: the orchestrator (lib/hybridopt/loadgen.py) writes a run config JSON derived
+// from params and passes its path in the environment variable HYBRIDOPT_RUN_CONFIG. Nothing here
+// is a default for the experiment: sizes, routes, targets, phases, clock all come from that file.
+//
+// Where the outcomes come from (node_modules/@artilleryio/int-core/lib/engine_http.js):
+//  - a response (any status): scenario-level `afterResponse` hooks run after the body has been
+//    read; `response.timings.phases` holds request (upload), firstByte and total.
+//  - no response (timeout, refused, reset, DNS...): `afterResponse` never runs; got's promise
+//    rejects and the scenario-level `onError` hooks run with the error (err.code, err.timings).
+//    Both paths write through `recordOnce`, keyed by requestParams.uuid, so an attempt can never
+//    produce two lines, and every attempt that was started is tracked in `inFlight` until its
+//    line is written.
+//  - when one request of a pair fails, Artillery ends the scenario at once although its sibling
+//    may still be in flight; `hyLogError` therefore waits for the sibling's line before letting
+//    the scenario end, so the run cannot finish (and the worker exit) with an unwritten line.
+//  - SIGINT/SIGTERM: Artillery posts `stop` to the worker and the worker calls process.exit();
+//    here process.exit waits (up to drain_grace_s) until the in-flight attempts have their lines,
+//    and new pairs are refused meanwhile. artillery/preload.js makes the main thread wait for it.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const http = require('node:http');
+const https = require('node:https');
+const wt = require('node:worker_threads');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
+
+const SCHEMA_VERSION = '1.0';
+const CONTRACT_FIELDS = [
+  'schema_version', 'request_id', 'pair_id', 'experiment', 'run_id', 'source',
+  'platform', 'workload_type', 'target_payload_size_kb', 'time_window', 'load_pattern', 'phase',
+  'scheduled_rate_rps', 'sent_at', 'arm', 'router_probability',
+  'http_status', 'error', 'upload_ms', 'first_byte_ms', 'total_ms',
+  'execution_time_ms', 'cold_start', 'init_duration_ms', 'billed_duration_ms', 'memory_limit_mb',
+  'instance_id', 'actual_payload_size_kb'
+];
+const PLATFORMS = ['lambda', 'ecs'];
+const LAG_RESOLUTION_MS = 10;
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ECONNABORTED', 'EADDRNOTAVAIL', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_SOCKET_CLOSED',
+  'ERR_HTTP2_STREAM_ERROR', 'EPROTO', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_SSL_WRONG_VERSION_NUMBER'
+]);
+
+// ------------------------------------------------------------------------------------ pure helpers
+function fail(message) {
+  throw new Error(`hybridopt variance-functions.js: ${message}`);
+}
+
+/** Validate the run config and return it (throws naming the file and the key). */
+function validateConfig(cfg, where) {
+  const need = (obj, key, type, prefix) => {
+    const v = obj == null ? undefined : obj[key];
+    const ok = type === 'array' ? Array.isArray(v) : (typeof v === type && v !== null);
+    if (!ok) {
+      fail(`${where}: key '${prefix}${key}' must be a ${type}, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  if (cfg.schema_version !== SCHEMA_VERSION) {
+    fail(`${where}: schema_version must be "${SCHEMA_VERSION}", got ${JSON.stringify(cfg.schema_version)}`);
+  }
+  for (const k of ['experiment', 'run_id', 'source', 'time_window', 'load_pattern', 'out_dir']) {
+    need(cfg, k, 'string', '');
+  }
+  need(cfg, 'seed', 'number', '');
+  need(cfg, 'http_timeout_s', 'number', '');
+  need(cfg, 'drain_grace_s', 'number', '');
+  const targets = need(cfg, 'targets', 'object', '');
+  for (const p of PLATFORMS) {
+    const u = need(targets, `${p}_base_url`, 'string', 'targets.');
+    if (!/^https?:\/\//.test(u)) {
+      fail(`${where}: key 'targets.${p}_base_url' must start with http:// or https://, got ${JSON.stringify(u)}`);
+    }
+  }
+  const workloads = need(cfg, 'workloads', 'object', '');
+  if (Object.keys(workloads).length === 0) {
+    fail(`${where}: key 'workloads' is empty`);
+  }
+  for (const [name, w] of Object.entries(workloads)) {
+    const sizes = need(w, 'sizes_kb', 'array', `workloads.${name}.`);
+    if (sizes.length === 0 || sizes.some((s) => !(typeof s === 'number' && s > 0))) {
+      fail(`${where}: key 'workloads.${name}.sizes_kb' must be positive numbers, got ${JSON.stringify(sizes)}`);
+    }
+    need(w, 'lambda_route', 'string', `workloads.${name}.`);
+    need(w, 'ecs_route', 'string', `workloads.${name}.`);
+    const enc = need(w, 'encoding', 'string', `workloads.${name}.`);
+    if (enc !== 'json' && enc !== 'base64') {
+      fail(`${where}: key 'workloads.${name}.encoding' must be "json" or "base64", got ${JSON.stringify(enc)}`);
+    }
+  }
+  const phases = need(cfg, 'phases', 'array', '');
+  if (phases.length === 0) {
+    fail(`${where}: key 'phases' is empty`);
+  }
+  phases.forEach((ph, i) => {
+    need(ph, 'name', 'string', `phases[${i}].`);
+    need(ph, 'duration_s', 'number', `phases[${i}].`);
+    need(ph, 'arrival_rate_rps', 'number', `phases[${i}].`);
+  });
+  const clock = need(cfg, 'virtual_clock', 'object', '');
+  need(clock, 'start', 'string', 'virtual_clock.');
+  need(clock, 'utc_offset_minutes', 'number', 'virtual_clock.');
+  need(clock, 'rate', 'number', 'virtual_clock.');
+  if (Number.isNaN(Date.parse(clock.start))) {
+    fail(`${where}: key 'virtual_clock.start' is not an ISO-8601 timestamp: ${JSON.stringify(clock.start)}`);
+  }
+  return cfg;
+}
+
+/** mulberry32: a small seeded PRNG (deterministic per run, worker and seed). */
+function makeRng(seed) {
+  let a = seed >>> 0;
+  return function rng() {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function seedFrom(...parts) {
+  return crypto.createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0);
+}
+
+/** Bytes of a JSON `payload` value of exactly round(size_kb*1024) characters (base64: rounded
+ * down to a multiple of 4 so it decodes). Built from one block of seeded random bytes. */
+function buildBodies(workloads, seed) {
+  let maxChars = 0;
+  for (const w of Object.values(workloads)) {
+    for (const s of w.sizes_kb) {
+      maxChars = Math.max(maxChars, Math.round(s * 1024));
+    }
+  }
+  const rng = makeRng(seed);
+  const raw = Buffer.allocUnsafe(Math.ceil((maxChars * 3) / 4) + 3);
+  for (let i = 0; i < raw.length; i += 4) {
+    const v = (rng() * 4294967296) >>> 0;
+    raw[i] = v & 255;
+    if (i + 1 < raw.length) raw[i + 1] = (v >>> 8) & 255;
+    if (i + 2 < raw.length) raw[i + 2] = (v >>> 16) & 255;
+    if (i + 3 < raw.length) raw[i + 3] = (v >>> 24) & 255;
+  }
+  const alphabet = raw.toString('base64'); // JSON-safe characters, >= maxChars long
+  const bodies = {};
+  for (const [name, w] of Object.entries(workloads)) {
+    bodies[name] = {};
+    for (const sizeKb of w.sizes_kb) {
+      const chars = Math.round(sizeKb * 1024);
+      let payloadJson;
+      if (w.encoding === 'base64') {
+        const n = Math.max(4, Math.floor(chars / 4) * 4);
+        payloadJson = `"${alphabet.slice(0, n)}"`;
+      } else {
+        const head = '{"user":"test","action":"validate","data":"';
+        const tail = '"}';
+        const n = Math.max(1, chars - head.length - tail.length);
+        payloadJson = head + alphabet.slice(0, n) + tail;
+      }
+      const body = `{"workload_type":${JSON.stringify(name)},"payload":${payloadJson}}`;
+      bodies[name][String(sizeKb)] = Buffer.from(body, 'utf8');
+    }
+  }
+  return bodies;
+}
+
+/** The phase and scheduled rate (pairs/s) at `elapsedS` seconds into the run, as Artillery's
+ * phaser schedules it (int-core/lib/phases.js: a ramp steps once per second). */
+function scheduleAt(phases, elapsedS) {
+  let t0 = 0;
+  for (const ph of phases) {
+    const d = ph.duration_s;
+    if (elapsedS < t0 + d) {
+      const ramp = ph.ramp_to_rps;
+      if (ramp === undefined || ramp === null) {
+        return { phase: ph.name, rate: ph.arrival_rate_rps };
+      }
+      if (d <= 1) {
+        return { phase: ph.name, rate: (ph.arrival_rate_rps + ramp) / 2 };
+      }
+      const i = Math.floor(elapsedS - t0);
+      return { phase: ph.name, rate: ph.arrival_rate_rps + ((ramp - ph.arrival_rate_rps) / (d - 1)) * i };
+    }
+    t0 += d;
+  }
+  const last = phases[phases.length - 1];
+  const lastRate = last.ramp_to_rps === undefined || last.ramp_to_rps === null
+    ? last.arrival_rate_rps : last.ramp_to_rps;
+  return { phase: last.name, rate: lastRate };
+}
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, '0');
+}
+
+/** ISO-8601 with the given UTC offset, millisecond precision: 2025-11-24T02:00:01.250+05:30 */
+function isoWithOffset(epochMs, offsetMin) {
+  const d = new Date(epochMs + offsetMin * 60000);
+  const sign = offsetMin < 0 ? '-' : '+';
+  const a = Math.abs(offsetMin);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.` +
+    `${pad(d.getUTCMilliseconds(), 3)}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+}
+
+function roundMs(x) {
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? Math.round(x * 1000) / 1000 : null;
+}
+
+function num(x) {
+  if (typeof x === 'number') return Number.isFinite(x) ? x : null;
+  if (typeof x === 'string' && x.trim() !== '' && Number.isFinite(Number(x))) return Number(x);
+  return null;
+}
+
+function bool(x) {
+  if (typeof x === 'boolean') return x;
+  if (x === 'true' || x === 'True') return true;
+  if (x === 'false' || x === 'False') return false;
+  return null;
+}
+
+/** Contract error kind of a request that got no (complete) response. */
+function errorKindOf(err) {
+  const code = (err && (err.code || (err.cause && err.cause.code))) || '';
+  if (TIMEOUT_CODES.has(code) || (err && err.name === 'TimeoutError')) return 'timeout';
+  if (CONNECTION_CODES.has(code) || (err && /socket hang up|ECONNRESET|ECONNREFUSED/i.test(err.message || ''))) {
+    return 'connection';
+  }
+  if (err && (err.name === 'RequestError' || err.name === 'ReadError' || err.name === 'UploadError')) {
+    return 'connection';
+  }
+  return 'client_error';
+}
+
+/** Contract error kind of a response (null = success). */
+function errorKindOfResponse(status, parsed) {
+  if (status >= 200 && status < 300) {
+    return parsed === null ? 'non_json' : null;
+  }
+  return { 413: 'payload_too_large', 429: 'throttled', 504: 'gateway_timeout' }[status] || 'http_error';
+}
+
+/** The platform's own metrics from a parsed response body (metrics.* first, then top level). */
+function platformMetrics(body) {
+  const out = {
+    execution_time_ms: null, cold_start: null, init_duration_ms: null, billed_duration_ms: null,
+    memory_limit_mb: null, instance_id: null, actual_payload_size_kb: null
+  };
+  if (!body || typeof body !== 'object') return out;
+  const m = body.metrics && typeof body.metrics === 'object' ? body.metrics : {};
+  const pick = (k) => (m[k] !== undefined ? m[k] : body[k]);
+  out.execution_time_ms = num(pick('execution_time_ms'));
+  out.cold_start = bool(pick('cold_start'));
+  out.init_duration_ms = num(pick('init_duration_ms'));
+  out.billed_duration_ms = num(pick('billed_duration_ms'));
+  out.memory_limit_mb = num(pick('memory_limit_mb'));
+  const inst = pick('instance_id');
+  out.instance_id = inst === undefined || inst === null ? null : String(inst);
+  out.actual_payload_size_kb = num(pick('payload_size_kb') !== undefined ? pick('payload_size_kb') : pick('actual_payload_size_kb'));
+  return out;
+}
+
+function parseJsonObject(text) {
+  if (typeof text !== 'string' || text.length === 0) return null;
+  try {
+    const v = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : null;
+  } catch (_e) {
+    return null;
+  }
+}
+
+// ------------------------------------------------------------------------------ per-worker state
+const state = {
+  ready: false,
+  cfg: null,
+  bodies: null,
+  rng: null,
+  secretHeaders: {},
+  runStartMs: null,
+  fd: null,
+  file: null,
+  healthFd: null,
+  inFlight: new Map(), // uuid -> meta
+  written: new Set(), // uuids with a line (dedupe; cleared as pairs finish)
+  attempts: 0,
+  lines: 0,
+  pairs: 0,
+  refused: 0,
+  errorsByKind: {},
+  stopping: false,
+  lag: null,
+  healthTimer: null,
+  drainWaiters: []
+};
+
+function configPath() {
+  const p = process.env.HYBRIDOPT_RUN_CONFIG;
+  if (!p) {
+    fail('the environment variable HYBRIDOPT_RUN_CONFIG is not set: run collection through ' +
+      '`python -m hybridopt collect --profile NAME` (or artillery/run-variance-tests.sh), which writes the run config');
+  }
+  return p;
+}
+
+function init() {
+  if (state.ready) return;
+  const p = configPath();
+  let cfg;
+  try {
+    cfg = JSON.parse(fs.readFileSync(p, 'utf8'));
+  } catch (e) {
+    fail(`${p}: cannot read the run config: ${e.message}`);
+  }
+  state.cfg = validateConfig(cfg, p);
+  for (const [header, envName] of Object.entries(cfg.secret_headers || {})) {
+    const v = process.env[envName];
+    if (!v) {
+      fail(`${p}: secret_headers.${header} names the environment variable ${envName}, which is not set`);
+    }
+    state.secretHeaders[header.toLowerCase()] = v;
+  }
+  state.bodies = buildBodies(cfg.workloads, seedFrom(cfg.seed, 'payload-bytes'));
+  state.rng = makeRng(seedFrom(cfg.seed, cfg.run_id, process.pid, wt.threadId));
+  fs.mkdirSync(cfg.out_dir, { recursive: true });
+  const tag = `${cfg.run_id}.w${process.pid}-${wt.threadId}`;
+  state.file = path.join(cfg.out_dir, `${tag}.jsonl`);
+  state.fd = fs.openSync(state.file, 'a');
+  state.healthFd = fs.openSync(path.join(cfg.out_dir, `loadgen-health.w${process.pid}-${wt.threadId}.ndjson`), 'a');
+  state.lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  state.lag.enable();
+  const everyMs = Math.max(100, Math.round((cfg.health_interval_s || 1) * 1000));
+  state.healthTimer = setInterval(() => writeHealth(false), everyMs);
+  state.healthTimer.unref();
+  state.ready = true;
+}
+
+function writeHealth(final, extra) {
+  if (state.healthFd === null) return;
+  const h = state.lag;
+  // the histogram records whole timer intervals (resolution + delay): report the delay only
+  const ns = (v) => (Number.isFinite(v) ? Math.max(0, Math.round(v / 1e4) / 100 - LAG_RESOLUTION_MS) : null);
+  const rec = {
+    t: new Date().toISOString(),
+    elapsed_s: state.runStartMs === null ? null : (Date.now() - state.runStartMs) / 1000,
+    thread_id: wt.threadId,
+    attempts: state.attempts,
+    lines: state.lines,
+    in_flight: state.inFlight.size,
+    pairs: state.pairs,
+    pairs_refused_while_stopping: state.refused,
+    errors_by_kind: state.errorsByKind,
+    loop_lag_samples: h ? h.count : 0,
+    loop_lag_p50_ms: h && h.count ? ns(h.percentile(50)) : null,
+    loop_lag_p99_ms: h && h.count ? ns(h.percentile(99)) : null,
+    loop_lag_max_ms: h && h.count ? ns(h.max) : null,
+    rss_mb: Math.round(process.memoryUsage().rss / 1048576),
+    final
+  };
+  if (extra) Object.assign(rec, extra);
+  if (h) h.reset();
+  try {
+    fs.writeSync(state.healthFd, JSON.stringify(rec) + '\n');
+  } catch (_e) {
+    // health is diagnostics; never let it take a contract line down with it
+  }
+}
+
+function clockAt(epochMs) {
+  const c = state.cfg.virtual_clock;
+  if (c.real === true) {
+    return isoWithOffset(epochMs, c.utc_offset_minutes); // aws: the real clock in the profile's zone
+  }
+  const start = state.runStartMs === null ? epochMs : state.runStartMs;
+  const virtual = Date.parse(c.start) + (epochMs - start) * c.rate;
+  return isoWithOffset(virtual, c.utc_offset_minutes);
+}
+
+function writeLine(meta, outcome, ee) {
+  const cfg = state.cfg;
+  const rec = {
+    schema_version: SCHEMA_VERSION,
+    request_id: meta.requestId,
+    pair_id: meta.pair.pairId,
+    experiment: cfg.experiment,
+    run_id: cfg.run_id,
+    source: cfg.source,
+    platform: meta.platform,
+    workload_type: meta.pair.workload,
+    target_payload_size_kb: meta.pair.sizeKb,
+    time_window: cfg.time_window,
+    load_pattern: cfg.load_pattern,
+    phase: meta.phase,
+    scheduled_rate_rps: meta.rate,
+    sent_at: meta.sentAt,
+    ...outcome
+  };
+  const ordered = {};
+  for (const k of CONTRACT_FIELDS) {
+    ordered[k] = rec[k] === undefined ? null : rec[k];
+  }
+  fs.writeSync(state.fd, JSON.stringify(ordered) + '\n');
+  state.lines += 1;
+  const kind = ordered.error || 'ok';
+  state.errorsByKind[kind] = (state.errorsByKind[kind] || 0) + 1;
+  if (ee) {
+    ee.emit('counter', 'hybridopt.lines_written', 1);
+    ee.emit('counter', `hybridopt.outcome.${kind}`, 1);
+  }
+}
+
+/** Write the line of one attempt unless it has one already; settle its pair bookkeeping. */
+function recordOnce(uuid, outcome, ee, startMs) {
+  const meta = state.inFlight.get(uuid);
+  if (!meta) return false; // already written (got can report one failure twice) or unknown
+  state.inFlight.delete(uuid);
+  if (typeof startMs === 'number' && Number.isFinite(startMs)) {
+    meta.sentAt = clockAt(startMs); // when got started the request (http-timer `start`)
+  }
+  try {
+    writeLine(meta, outcome, ee);
+  } finally {
+    const pair = meta.pair;
+    pair.pending -= 1;
+    if (pair.pending <= 0) {
+      const waiters = pair.waiters.splice(0);
+      waiters.forEach((fn) => fn());
+    }
+    if (state.inFlight.size === 0) {
+      state.drainWaiters.splice(0).forEach((fn) => fn());
+    }
+  }
+  return true;
+}
+
+/** Client timings from got's http-timer timestamps (ms). upload = body sent (upload end minus
+ * connect), first byte = upload end to the first response byte, total = start to last byte (or to
+ * the error). For large bodies Node can emit the request's `finish` after the `response` event
+ * (the write callback runs after the answer was read), which leaves phases.request/firstByte
+ * unset or NaN; the upload cannot have ended after the first response byte was in, so the upload
+ * end is taken as min(upload, response). */
+function timingsOf(t) {
+  if (!t || typeof t.start !== 'number') {
+    return { upload_ms: null, first_byte_ms: null, total_ms: null };
+  }
+  const ph = t.phases || {};
+  const conn = [t.secureConnect, t.connect, t.socket, t.start].find((x) => typeof x === 'number');
+  let up = t.upload;
+  if (typeof t.response === 'number' && (typeof up !== 'number' || up > t.response)) {
+    up = t.response;
+  }
+  let total = ph.total;
+  if (typeof total !== 'number' || !Number.isFinite(total)) {
+    total = (t.end || t.error || t.abort || Date.now()) - t.start;
+  }
+  return {
+    upload_ms: typeof up === 'number' ? roundMs(up - conn) : null,
+    first_byte_ms: typeof t.response === 'number' && typeof up === 'number' ? roundMs(t.response - up) : null,
+    total_ms: roundMs(total)
+  };
+}
+
+// ------------------------------------------------------------------------------ Artillery hooks
+
+/** `function` step: pick the workload and size of a new pair; refuse new pairs while stopping. */
+function hyStartPair(context, ee, next) {
+  try {
+    init();
+    if (state.stopping) {
+      state.refused += 1;
+      return next(new Error('hybridopt_stopping'));
+    }
+    if (state.runStartMs === null) state.runStartMs = Date.now();
+    const cfg = state.cfg;
+    const names = Object.keys(cfg.workloads);
+    const workload = names[Math.floor(state.rng() * names.length)];
+    const sizes = cfg.workloads[workload].sizes_kb;
+    const sizeKb = sizes[Math.floor(state.rng() * sizes.length)];
+    // pending = the two requests of the parallel step; a failing request waits for its sibling
+    context._hyPair = {
+      pairId: crypto.randomUUID(), workload, sizeKb, pending: PLATFORMS.length, waiters: []
+    };
+    context.vars.workload_type = workload;
+    context.vars.lambda_url = cfg.targets.lambda_base_url.replace(/\/+$/, '') + cfg.workloads[workload].lambda_route;
+    context.vars.ecs_url = cfg.targets.ecs_base_url.replace(/\/+$/, '') + cfg.workloads[workload].ecs_route;
+    // One new connection per request, as Artillery gives a fresh per-VU agent to every
+    // scenario; but without its maxSockets=1 per VU, which would serialise the two requests of
+    // a pair when both platforms share one origin (the local testbed).
+    context._httpAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+    context._httpsAgent = new https.Agent({ keepAlive: false, maxSockets: Infinity });
+    state.pairs += 1;
+    ee.emit('counter', 'hybridopt.pairs', 1);
+    return next();
+  } catch (e) {
+    return next(e);
+  }
+}
+
+/** Scenario-level beforeRequest: attach the prebuilt body and register the attempt. */
+function hyPrepareRequest(requestParams, context, ee, next) {
+  const pair = context._hyPair;
+  const platform = requestParams.name;
+  if (!pair || !PLATFORMS.includes(platform)) {
+    return next(new Error(`hybridopt: request named ${JSON.stringify(platform)} outside a pair: ` +
+      'each request must be named "lambda" or "ecs" and follow the hyStartPair step'));
+  }
+  const now = Date.now();
+  const sched = scheduleAt(state.cfg.phases, state.runStartMs === null ? 0 : (now - state.runStartMs) / 1000);
+  const meta = {
+    requestId: requestParams.uuid || crypto.randomUUID(),
+    platform,
+    pair,
+    phase: sched.phase,
+    rate: Math.round(sched.rate * 1000) / 1000,
+    sentAt: clockAt(now)
+  };
+  requestParams.uuid = meta.requestId;
+  state.inFlight.set(meta.requestId, meta);
+  state.attempts += 1;
+  ee.emit('counter', 'hybridopt.attempts', 1);
+  try {
+    requestParams.body = state.bodies[pair.workload][String(pair.sizeKb)];
+    delete requestParams.json;
+    requestParams.headers = Object.assign({}, requestParams.headers, state.secretHeaders, {
+      'content-type': 'application/json',
+      'x-request-id': meta.requestId,
+      'x-pair-id': pair.pairId
+    });
+    requestParams.name = `${platform}_${pair.workload}`; // per-endpoint metrics
+    return next();
+  } catch (e) {
+    recordOnce(meta.requestId, { error: 'client_error' }, ee);
+    return next(e);
+  }
+}
+
+/** Scenario-level afterResponse: one line for a request that got a complete response. */
+function hyLogResponse(requestParams, response, context, ee, next) {
+  try {
+    const status = response.statusCode;
+    const parsed = parseJsonObject(response.body);
+    const outcome = Object.assign(
+      { http_status: status, error: errorKindOfResponse(status, parsed) },
+      timingsOf(response.timings),
+      platformMetrics(status >= 200 && status < 300 ? parsed : null)
+    );
+    recordOnce(requestParams.uuid, outcome, ee, response.timings && response.timings.start);
+  } catch (e) {
+    // the line must exist even if the response was odd; note the failure as client_error
+    try {
+      recordOnce(requestParams.uuid, { http_status: response && response.statusCode, error: 'client_error' }, ee);
+    } catch (_e) { /* the write itself failed: nothing more can be done here */ }
+  }
+  return next();
+}
+
+/** Scenario-level onError: one line for a request that got no complete response; then wait for
+ * the sibling of the pair (Artillery ends the scenario on this error). */
+function hyLogError(err, requestParams, context, ee, next) {
+  try {
+    const status = err && err.response && err.response.statusCode;
+    const outcome = Object.assign(
+      { http_status: typeof status === 'number' ? status : null, error: errorKindOf(err) },
+      timingsOf(err && err.timings)
+    );
+    recordOnce(requestParams.uuid, outcome, ee, err && err.timings && err.timings.start);
+  } catch (_e) { /* fall through: never block the scenario */ }
+  const pair = context._hyPair;
+  if (pair && pair.pending > 0) {
+    // bounded: a sibling that never started must not hold the scenario forever
+    let done = false;
+    const release = () => {
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        next();
+      }
+    };
+    const timer = setTimeout(release, (state.cfg.http_timeout_s + 5) * 1000);
+    pair.waiters.push(release);
+    return undefined;
+  }
+  return next();
+}
+
+// ------------------------------------------------------------------ worker start / stop handling
+if (!wt.isMainThread && process.env.HYBRIDOPT_RUN_CONFIG) {
+  // Build payloads and open files while Artillery prepares the worker, not during the run.
+  init();
+  if (wt.parentPort) {
+    wt.parentPort.on('message', (m) => {
+      if (m && m.command === 'run' && state.runStartMs === null) {
+        state.runStartMs = Date.now();
+        writeHealth(false, { event: 'run_start' });
+      } else if (m && m.command === 'stop') {
+        state.stopping = true;
+      }
+    });
+  }
+  const realExit = process.exit.bind(process);
+  let exiting = false;
+  process.exit = function drainThenExit(code) {
+    if (exiting) return undefined;
+    exiting = true;
+    state.stopping = true;
+    const graceMs = Math.max(0, (state.cfg.drain_grace_s || 0) * 1000);
+    const finish = () => {
+      const abandoned = Array.from(state.inFlight.values()).map((m) => ({
+        request_id: m.requestId, pair_id: m.pair.pairId, platform: m.platform, sent_at: m.sentAt
+      }));
+      writeHealth(true, { abandoned_in_flight: abandoned });
+      try {
+        fs.closeSync(state.fd);
+        fs.closeSync(state.healthFd);
+      } catch (_e) { /* closing is best effort */ }
+      realExit(code);
+    };
+    if (state.inFlight.size === 0) {
+      finish();
+      return undefined;
+    }
+    const timer = setTimeout(finish, graceMs);
+    state.drainWaiters.push(() => {
+      clearTimeout(timer);
+      setImmediate(finish);
+    });
+    return undefined;
+  };
+}
+
+module.exports = {
+  hyStartPair,
+  hyPrepareRequest,
+  hyLogResponse,
+  hyLogError,
+  // exported for the unit tests (node --test / tests/test_artillery_processor.py)
+  _internals: {
+    validateConfig, buildBodies, scheduleAt, isoWithOffset, errorKindOf, errorKindOfResponse,
+    platformMetrics, parseJsonObject, makeRng, seedFrom, timingsOf, CONTRACT_FIELDS
+  }
+};
