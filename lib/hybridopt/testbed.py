@@ -36,8 +36,9 @@ Admin API (JSON; for the collection orchestrator and tests)
 - `POST /_testbed/reset` body `{"seed": 7}` (optional) -> a fresh model (no environments, min tasks),
   counters zeroed, model clock back to 0.
 - `GET  /_testbed/stats`  -> `{"model_time_s", "wall_elapsed_s", "offset_s", "requests": {path: n},
-  "responses": {status: n}, "in_flight": n, "connections": {"open", "total"}, "model": {...}}` where
-  `model` holds per workload `lambda.<w>: cold_starts, warm_starts, throttled, envs_busy, envs_idle,
+  "responses": {status: n}, "in_flight": n, "connections": {"open", "total"}, "lateness_ms": {"n",
+  "p50", "p99", "max"}, "model": {...}}`; lateness_ms says how late responses left relative to the
+  model's schedule (the testbed's own overhead), and `model` holds per workload `lambda.<w>: cold_starts, warm_starts, throttled, envs_busy, envs_idle,
   reclaimed` and `ecs.<w>: tasks_ready, tasks_pending, queue_length, workers_busy, served,
   scale_outs, scale_ins`.
 
@@ -57,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,6 +137,7 @@ class TestbedServer:
         self.responses: Counter[int] = Counter()
         self.in_flight = 0
         self.connections_total = 0
+        self._late_ms: deque[float] = deque(maxlen=100_000)   # response release minus its due time
 
     def now(self) -> float:
         """Model time: wall seconds since start (or reset) plus the admin offset."""
@@ -163,6 +165,7 @@ class TestbedServer:
         self._writers.add(writer)
         self.connections_total += 1
         fronts: set[str] = set()       # front doors this connection has already handshaken with
+        t_accept: float | None = time.monotonic()
         try:
             while True:
                 try:
@@ -173,6 +176,10 @@ class TestbedServer:
                     await self._write(writer, 431, b"", "text/plain", close=True)
                     return
                 t_wall = time.monotonic()
+                # the client started its request when it connected (a first request written right away)
+                if t_accept is not None and t_wall - t_accept < 0.05:
+                    t_wall = t_accept
+                t_accept = None
                 try:
                     method, path, headers, body = await self._read_request(head, reader, writer)
                 except _BadRequest as exc:
@@ -276,7 +283,9 @@ class TestbedServer:
         hdrs["Server-Timing"] = (f"connect;dur={outcome.connect_ms:.3f}, upload;dur={outcome.upload_ms:.3f}, "
                                  f"first_byte;dur={(outcome.first_byte_ms or 0.0):.3f}, "
                                  f"total;dur={outcome.total_ms:.3f}")
-        await asyncio.sleep(max(0.0, t_wall + outcome.total_ms / 1000.0 - time.monotonic()))
+        due = t_wall + outcome.total_ms / 1000.0
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        self._late_ms.append((time.monotonic() - due) * 1000.0)
         return status, hdrs, payload, ctype
 
     def _render(self, route: _Route, o: Outcome, envelope: dict[str, Any] | None
@@ -317,6 +326,14 @@ class TestbedServer:
                "result": result}
         return 200, hdrs, json.dumps(doc).encode(), "application/json"
 
+    def _lateness(self) -> dict[str, float | int]:
+        """How late the server released responses relative to the model's schedule (last 100,000)."""
+        if not self._late_ms:
+            return {"n": 0}
+        arr = np.fromiter(self._late_ms, dtype=np.float64)
+        return {"n": int(arr.size), "p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+                "max": float(arr.max())}
+
     # ------------------------------------------------------------------------------------- admin
     def _admin(self, method: str, what: str, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
@@ -337,7 +354,7 @@ class TestbedServer:
                          "responses": {str(k): v for k, v in self.responses.items()},
                          "in_flight": self.in_flight,
                          "connections": {"open": len(self._writers), "total": self.connections_total},
-                         "model": self.model.stats(now)}
+                         "lateness_ms": self._lateness(), "model": self.model.stats(now)}
         if what == "advance" and method == "POST":
             seconds = doc.get("seconds")
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:

@@ -105,9 +105,10 @@ class LambdaFunction:
 
     def take_token(self, t: float) -> bool:
         """Scaling rate: a token bucket of new environments refilled continuously."""
-        if self._tokens_t != -math.inf:
-            self._tokens = min(self._burst, self._tokens + (t - self._tokens_t) * self._refill)
-        self._tokens_t = t
+        if t > self._tokens_t:
+            if self._tokens_t != -math.inf:
+                self._tokens = min(self._burst, self._tokens + (t - self._tokens_t) * self._refill)
+            self._tokens_t = t
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
