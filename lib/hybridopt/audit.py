@@ -127,19 +127,22 @@ def _clock(df: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
 
 
 def _constant_columns(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = list(contract.COLUMNS)
+    known = df[df["platform"].isin(contract.PLATFORMS)]
+    counts = {"all": df[cols].nunique(dropna=True)}
+    if len(known):
+        per = known.groupby("platform", observed=True)[cols].nunique(dropna=True)
+        counts.update({str(p): row for p, row in per.iterrows()})
     out = []
-    for platform, g in [("all", df)] + [(p, df[df["platform"] == p]) for p in sorted(contract.PLATFORMS)]:
-        if g.empty:
-            continue
-        for c in contract.COLUMNS:
-            s = g[c]
-            n = s.nunique(dropna=True)
-            if n <= 1:
-                value = None if n == 0 else s.dropna().iloc[0]
-                out.append({"scope": platform, "column": c,
+    for scope, n_unique in counts.items():
+        g = df if scope == "all" else known[known["platform"] == scope]
+        for c in cols:
+            if n_unique[c] <= 1:
+                value = None if n_unique[c] == 0 else g[c].dropna().iloc[0]
+                out.append({"scope": scope, "column": c,
                             "value": value.item() if isinstance(value, np.generic) else
                             (str(value) if value is not None else None),
-                            "all_null": n == 0})
+                            "all_null": bool(n_unique[c] == 0)})
     return out
 
 
@@ -154,7 +157,9 @@ def _missing(df: pd.DataFrame) -> list[dict[str, Any]]:
 def _duplicates(df: pd.DataFrame, result: IngestResult) -> dict[str, Any]:
     dup_ids = int(result.ledger.quarantine_reasons.get("duplicate_request_id", 0))
     with_pair = df[df["pair_id"].notna()]
-    counts = with_pair.groupby("pair_id").agg(n=("platform", "size"), platforms=("platform", "nunique"))
+    counts = (with_pair.assign(_lam=(with_pair["platform"] == "lambda").to_numpy())
+              .groupby("pair_id", sort=False).agg(n=("_lam", "size"), lam=("_lam", "sum")))
+    counts["platforms"] = (counts["lam"] > 0).astype(int) + (counts["lam"] < counts["n"]).astype(int)
     return {"duplicate_request_ids_quarantined": dup_ids,
             "pair_ids_with_more_than_two_attempts": int((counts["n"] > 2).sum()),
             "pair_ids_with_one_platform_twice": int(((counts["n"] == 2) & (counts["platforms"] < 2)).sum()),

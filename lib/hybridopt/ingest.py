@@ -107,25 +107,30 @@ def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Records (reader output) to a typed frame: categories, nullable numbers, tz-aware sent_at."""
-    cols = [c for c in contract.COLUMNS if c != "sent_at"] + ["sent_at_epoch_s", "source_file", "source_line"]
-    df = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
-    df.insert(df.columns.get_loc("sent_at_epoch_s"), "sent_at",
-              pd.to_datetime(df.pop("sent_at_epoch_s").astype("float64") * 1e6, unit="us", utc=True))
+    """Records (reader output) to a typed frame: categories, nullable numbers, tz-aware sent_at.
+    Built column by column with explicit dtypes (no per-cell type inference)."""
+    n = len(rows)
+    nan = float("nan")
+    cols: dict[str, Any] = {}
     for f in contract.FIELDS:
+        name = "sent_at_epoch_s" if f.name == "sent_at" else f.name
+        vals = [r[name] for r in rows]
         if f.name == "sent_at":
-            continue
-        if f.kind == "float":
-            df[f.name] = df[f.name].astype("float64")
+            epoch_us = np.fromiter((v * 1e6 for v in vals), dtype=np.float64, count=n)
+            cols["sent_at"] = pd.to_datetime(epoch_us.round().astype(np.int64), unit="us", utc=True)
+        elif f.kind == "float":
+            cols[f.name] = np.fromiter((nan if v is None else v for v in vals), dtype=np.float64, count=n)
         elif f.kind == "int":
-            df[f.name] = df[f.name].astype("Int64")
+            cols[f.name] = pd.array(vals, dtype="Int64")
         elif f.kind == "bool":
-            df[f.name] = df[f.name].astype("boolean")
-    for c in CATEGORICAL:
-        df[c] = df[c].astype("category")
-    for c in ("request_id", "pair_id", "instance_id", "schema_version", "source_file"):
-        df[c] = df[c].astype(object).where(df[c].notna(), None)
-    df["source_line"] = df["source_line"].astype(np.int64)
+            cols[f.name] = pd.array(vals, dtype="boolean")
+        elif f.name in CATEGORICAL:
+            cols[f.name] = pd.Categorical(vals)
+        else:
+            cols[f.name] = pd.Series(vals, dtype=object)
+    cols["source_file"] = pd.Categorical([r["source_file"] for r in rows])
+    cols["source_line"] = np.fromiter((r["source_line"] for r in rows), dtype=np.int64, count=n)
+    df = pd.DataFrame(cols)
     df["ok"] = df["error"].isna().to_numpy()
     return df
 

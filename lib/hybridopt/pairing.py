@@ -35,31 +35,38 @@ def _assemble(lam: pd.DataFrame, ecs: pd.DataFrame, pairing: str, pair_ids: pd.S
     lam = lam.reset_index(drop=True)
     ecs = ecs.reset_index(drop=True)
     gap = (lam["sent_at"] - ecs["sent_at"]).dt.total_seconds().abs()
+    def cat(col: str) -> pd.Categorical:
+        return pd.Categorical(lam[col])
+
+    def obj(side: pd.DataFrame, col: str) -> pd.Series:
+        s = side[col].astype(object)
+        return pd.Series(s.where(s.notna(), None).to_numpy(), dtype=object)
+
     out = pd.DataFrame({
-        "pair_id": pair_ids.reset_index(drop=True).astype(object),
-        "pairing": pairing,
+        "pair_id": pd.Series(pair_ids.reset_index(drop=True).to_numpy(), dtype=object),
+        "pairing": pd.Categorical([pairing] * len(lam), categories=["paired", "matched"]),
         "gap_s": gap.to_numpy(dtype=np.float64),
-        "run_id": lam["run_id"].astype(str).to_numpy(),
-        "source": lam["source"].astype(str).to_numpy(),
-        "experiment": lam["experiment"].astype(str).to_numpy(),
-        "workload_type": lam["workload_type"].astype(str).to_numpy(),
+        "run_id": cat("run_id"),
+        "source": cat("source"),
+        "experiment": cat("experiment"),
+        "workload_type": cat("workload_type"),
         "payload_size_kb": lam["target_payload_size_kb"].to_numpy(dtype=np.float64),
-        "time_window": lam["time_window"].astype(str).to_numpy(),
-        "load_pattern": lam["load_pattern"].astype(str).to_numpy(),
-        "phase": lam["phase"].astype(object).where(lam["phase"].notna(), None).to_numpy(),
+        "time_window": cat("time_window"),
+        "load_pattern": cat("load_pattern"),
+        "phase": cat("phase"),
         "scheduled_rate_rps": lam["scheduled_rate_rps"].to_numpy(dtype=np.float64),
         "sent_at": lam["sent_at"].where(lam["sent_at"] <= ecs["sent_at"], ecs["sent_at"]),
-        "lambda_request_id": lam["request_id"].to_numpy(),
-        "ecs_request_id": ecs["request_id"].to_numpy(),
+        "lambda_request_id": obj(lam, "request_id"),
+        "ecs_request_id": obj(ecs, "request_id"),
         "lambda_ok": lam["ok"].to_numpy(dtype=bool),
         "ecs_ok": ecs["ok"].to_numpy(dtype=bool),
-        "lambda_error": lam["error"].astype(object).where(lam["error"].notna(), None).to_numpy(),
-        "ecs_error": ecs["error"].astype(object).where(ecs["error"].notna(), None).to_numpy(),
+        "lambda_error": obj(lam, "error"),
+        "ecs_error": obj(ecs, "error"),
         "lambda_latency_ms": lam["total_ms"].to_numpy(dtype=np.float64),
         "ecs_latency_ms": ecs["total_ms"].to_numpy(dtype=np.float64),
         "lambda_cost_usd": lam["cost_usd"].to_numpy(dtype=np.float64),
         "ecs_cost_usd": ecs["cost_usd"].to_numpy(dtype=np.float64),
-        "lambda_cold_start": lam["cold_start"].astype("boolean").to_numpy(),
+        "lambda_cold_start": lam["cold_start"].astype("boolean").reset_index(drop=True),
     })
     return out
 
@@ -67,14 +74,15 @@ def _assemble(lam: pd.DataFrame, ecs: pd.DataFrame, pairing: str, pair_ids: pd.S
 def _direct(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     d = df[df["pair_id"].notna()]
     lam, ecs = _side_frame(d, "lambda"), _side_frame(d, "ecs")
-    counts = d.groupby("pair_id").agg(n=("platform", "size"), lam=("platform", lambda s: (s == "lambda").sum()))
+    counts = (d.assign(_lam=(d["platform"] == "lambda").to_numpy())
+              .groupby("pair_id", sort=False).agg(n=("_lam", "size"), lam=("_lam", "sum")))
     good_ids = counts.index[(counts["n"] == 2) & (counts["lam"] == 1)]
     lam = lam[lam["pair_id"].isin(good_ids)].set_index("pair_id")
     ecs = ecs[ecs["pair_id"].isin(good_ids)].set_index("pair_id")
     ecs = ecs.loc[lam.index]
-    same = np.ones(len(lam), dtype=bool)
-    for c in ("run_id", "workload_type", "target_payload_size_kb", "time_window", "load_pattern"):
-        same &= (lam[c].astype(str).to_numpy() == ecs[c].astype(str).to_numpy())
+    same = lam["target_payload_size_kb"].to_numpy() == ecs["target_payload_size_kb"].to_numpy()
+    for c in ("run_id", "workload_type", "time_window", "load_pattern"):  # same categories: compare codes
+        same &= lam[c].cat.codes.to_numpy() == ecs[c].cat.codes.to_numpy()
     report = {
         "attempts_with_pair_id": int(len(d)),
         "pair_ids": int(len(counts)),
