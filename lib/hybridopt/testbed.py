@@ -187,6 +187,8 @@ class TestbedServer:
                     return
                 keep = headers.get("connection", "").lower() != "close"
                 status, hdrs, payload, ctype = await self._respond(method, path, headers, body, t_wall, fronts)
+                if not path.startswith(ADMIN_PREFIX):
+                    self.responses[status] += 1
                 await self._write(writer, status, payload, ctype, extra=hdrs, close=not keep)
                 if not keep:
                     return
@@ -233,7 +235,6 @@ class TestbedServer:
 
     async def _write(self, writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str, *,
                      extra: dict[str, str] | None = None, close: bool = False) -> None:
-        self.responses[status] += 1
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}",
                  f"Content-Type: {ctype}", f"Content-Length: {len(body)}",
                  "Connection: close" if close else "Connection: keep-alive"]
