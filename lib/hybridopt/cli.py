@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("hybridopt.commands.deploy", "deploy the router with a weighted A/B alias (boto3; --dry-run / --execute)"),
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
     "simulate": ("hybridopt.commands.simulate", "simulate the profile's schedule on the platform model (virtual clock)"),
+    "calibrate": ("hybridopt.commands.calibrate", "fit the platform model to real logs (--write: the fitted presets into params/testbed.yaml)"),
+    "validate-testbed": ("hybridopt.commands.validate_testbed", "replay real runs on the calibrated model, leave one session out: pass/fail table and figure"),
 }
 
 

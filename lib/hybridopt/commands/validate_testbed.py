@@ -1,0 +1,53 @@
+"""python -m hybridopt validate-testbed --data DIR [--out DIR]: how close the calibrated platform model
+comes to real runs it was not fitted on (leave-one-session-out; see hybridopt.validate).
+
+Writes validation.json (a `pass` boolean per threshold and per cell) and validation.png."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .. import validate as val
+from ..ingest import ingest
+from ..params import load_params
+from ._common import table
+from .calibrate import DEFAULT_PROFILE, provenance
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder of real logs in the legacy layout (default: the profile's)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"params profile (default {DEFAULT_PROFILE})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: reports/<profile>/validate-testbed)")
+    parser.add_argument("--seed", type=int, default=val.ValidationOptions.seed, help="replay seed")
+    parser.add_argument("--no-in-sample", action="store_true", help="skip the in-sample diagnostic replay")
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.profile)
+    t0 = time.perf_counter()
+    result = ingest(params, args.data)
+    opts = val.ValidationOptions(seed=args.seed)
+    res = val.validate(result.requests, params, opts, in_sample=not args.no_in_sample)
+    res["data"] = {"provenance": provenance(result), **result.summary()}
+    res["data"]["data_dir"] = str(res["data"]["data_dir"])
+    out = args.out or params.path("reports_dir") / "validate-testbed"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "validation.json").write_text(json.dumps(res, indent=1, default=str))
+    val.figure(res, out / "validation.png")
+    print(f"validate-testbed {params.profile}: {result.data_dir}")
+    print(res["method"])
+    for f in res["folds"]:
+        fit = f["fit"]
+        print(f"  held out {f['held_out_session']}: fitted RTT {fit['rtt_ms']:.0f} ms, upload "
+              f"{fit['upload_mbps']:.0f} Mbit/s, inflation {fit['inflation_ms_per_rps']:.1f} ms per req/s; "
+              f"{f['arrivals']:,} arrivals replayed")
+    print(val.thresholds_frame(res).drop(columns=["rule"]).to_string(index=False))
+    print(table([("overall (out of sample)", "PASS" if res["pass"] else "FAIL"),
+                 ("wrote", f"{out / 'validation.json'}, {out / 'validation.png'}"),
+                 ("seconds", f"{time.perf_counter() - t0:.1f}")]))
+    return 0
