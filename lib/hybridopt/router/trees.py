@@ -63,6 +63,9 @@ class LightGBMTextModel:
         self.feature_names = feature_names
         self.sigmoid = sigmoid
         self.average_output = average_output
+        # hot-path view: per tree (split_feature, threshold, left, right, leaf_value), in tree order
+        self._fast = [(t.split_feature, t.threshold, t.left, t.right, t.leaf_value) for t in trees]
+        self._all_simple = all(t.simple for t in trees)
 
     @classmethod
     def from_text(cls, text: str, source: str = "model.txt") -> "LightGBMTextModel":
@@ -97,6 +100,16 @@ class LightGBMTextModel:
     def raw_score(self, row: Sequence[float]) -> float:
         total = 0.0
         has_nan = any(v != v for v in row)
+        if self._all_simple and not has_nan:
+            for sf, th, le, ri, lv in self._fast:
+                node = 0
+                if le:
+                    while node >= 0:
+                        node = le[node] if row[sf[node]] <= th[node] else ri[node]
+                    total += lv[~node]
+                else:
+                    total += lv[0]
+            return total / len(self.trees) if self.average_output else total
         for t in self.trees:
             if len(t.leaf_value) == 1:
                 total += t.leaf_value[0]
