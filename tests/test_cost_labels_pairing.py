@@ -34,10 +34,13 @@ def test_lambda_cost_warm_by_hand(tmp_path, params):
     assert add_costs(df, params)["cost_usd"].iloc[0] == pytest.approx(expected, rel=1e-12)
 
 
-def test_lambda_cost_cold_start_init_switch(tmp_path, params):
-    rec = contract_line(billed_duration_ms=81.0, cold_start=True, init_duration_ms=250.4)
+@pytest.mark.parametrize("reported", [332.0, None])
+def test_lambda_cost_cold_start_init_switch(tmp_path, params, reported):
+    # reported: the REPORT line's Billed Duration (81 ms handler + ceil(250.4) ms INIT);
+    # None: rebuilt from the parts, ceil(80.2) + ceil(250.4)
+    rec = contract_line(billed_duration_ms=reported, execution_time_ms=80.2, cold_start=True, init_duration_ms=250.4)
     df = _requests(tmp_path, params, [rec])
-    with_init = 0.332 * 0.125 * 0.0000166667 + 0.0000037  # 81 + ceil(250.4) = 332 ms
+    with_init = 0.332 * 0.125 * 0.0000166667 + 0.0000037
     without = 0.081 * 0.125 * 0.0000166667 + 0.0000037
     assert add_costs(df, params)["cost_usd"].iloc[0] == pytest.approx(with_init, rel=1e-12)
     assert add_costs(df, _over(params, bill_lambda_init=False))["cost_usd"].iloc[0] == pytest.approx(without,

@@ -2,12 +2,13 @@
 
 Lambda (behind API Gateway):
     ceil(billed ms) / 1000 x memory GB x price per GB-s        (1 ms granularity)
-  + INIT: ceil(init ms) likewise, on cold starts, when cost.bill_lambda_init (billed since Aug 2025)
   + Lambda per-request price                                   (only when Lambda was invoked)
   + API Gateway per-request price (REST; HTTP API: per started 512 KB)
-  where billed ms = billed_duration_ms (without INIT) if the platform reported it, else the handler's
-  execution_time_ms. A request the front door rejected (413, 429) never invoked Lambda; a throttled
-  (429) or unconnected request is not billed by API Gateway either.
+  where billed ms = the platform's reported billed_duration_ms (a REPORT line's Billed Duration, which
+  includes INIT since Aug 2025), else ceil(execution_time_ms) + ceil(init_duration_ms) on cold
+  starts. cost.bill_lambda_init = false prices the pre-August-2025 rule: INIT is taken out again.
+  A request the front door rejected (413, 429) never invoked Lambda; a throttled (429) or
+  unconnected request is not billed by API Gateway either.
 
 Fargate (behind an ALB), per workload service:
   amortised (default): the cost of the tasks provisioned in each minute, shared by the requests
@@ -35,16 +36,21 @@ def lambda_cost_usd(df: pd.DataFrame, params: Params) -> pd.Series:
     is_l = (df["platform"] == "lambda").to_numpy()
     mem_cfg = df["workload_type"].astype("string").map({k: w.lambda_memory_mb for k, w in params.workloads.items()})
     mem_mb = df["memory_limit_mb"].fillna(mem_cfg.astype("float64")).to_numpy(dtype=np.float64)
-    base_ms = df["billed_duration_ms"].fillna(df["execution_time_ms"]).to_numpy(dtype=np.float64)
     error = df["error"].astype(object)
     rejected = error.isin(FRONT_DOOR_REJECTIONS).to_numpy()
     unconnected = error.isin(("connection", "client_error")).to_numpy()
     invoked = ~rejected & ~unconnected
-    billed_ms = np.where(invoked, np.ceil(np.nan_to_num(base_ms, nan=0.0)), 0.0)
+    cold = df["cold_start"].fillna(False).to_numpy(dtype=bool) & invoked
+    init_ms = np.ceil(df["init_duration_ms"].fillna(0.0).to_numpy(dtype=np.float64))
+    reported = df["billed_duration_ms"].to_numpy(dtype=np.float64)       # includes INIT (REPORT line)
+    executed = np.ceil(df["execution_time_ms"].fillna(0.0).to_numpy(dtype=np.float64))
     if opt.bill_lambda_init:
-        cold = df["cold_start"].fillna(False).to_numpy(dtype=bool)
-        init_ms = np.ceil(df["init_duration_ms"].fillna(0.0).to_numpy(dtype=np.float64))
-        billed_ms = billed_ms + np.where(cold & invoked, init_ms, 0.0)
+        from_parts = executed + np.where(cold, init_ms, 0.0)
+        billed_ms = np.where(np.isnan(reported), from_parts, np.ceil(reported))
+    else:
+        billed_ms = np.where(np.isnan(reported), executed,
+                             np.maximum(np.ceil(reported) - np.where(cold, init_ms, 0.0), 0.0))
+    billed_ms = np.where(invoked, billed_ms, 0.0)
     duration = billed_ms / 1000.0 * mem_mb / 1024.0 * pr.lambda_gb_s_usd.value
     requests = np.where(invoked, pr.lambda_request_usd.value, 0.0)
     if opt.api_gateway == "rest":
