@@ -419,6 +419,8 @@ class AB(_Strict):
     plan_days: float = Field(7.0, gt=0)
     testbed_requests: int = Field(400, ge=20, description="A/B requests sent to the local testbed")
     testbed_rate_rps: float = Field(20.0, gt=0, description="their arrival rate")
+    testbed_window: str | None = Field(None, description="time window (and its load pattern) the testbed A/B "
+                                       "runs in; None: the first window of the schedule")
     simulate_requests: int = Field(500_000, ge=1000, description="requests of the virtual-time A/B")
     heldout_split: Literal["test", "validation"] = Field("test", description="offline evaluation rows")
 
