@@ -19,6 +19,7 @@ the hours between windows pass on the model clock (idle environments are reclaim
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -188,12 +189,16 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
         pair = np.where(both, run + "-" + seq, None)
     rid = run + "-" + seq + np.where(is_lambda, "-L", "-E").astype(object)
     nan = float("nan")
+    names = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
+             "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id", "actual_payload_size_kb")
+    get = operator.attrgetter(*names)
+    cols = dict(zip(names, zip(*[get(o) for o in outs])))
 
     def col(name: str) -> list:
-        return [getattr(o, name) for o in outs]
+        return list(cols[name])
 
     def fcol(name: str) -> np.ndarray:
-        return np.array([nan if (v := getattr(o, name)) is None else v for o in outs], dtype=np.float64)
+        return np.array([nan if v is None else v for v in cols[name]], dtype=np.float64)
 
     status = col("http_status")
     got = np.array([s is not None for s in status])
@@ -255,7 +260,7 @@ def write_jsonl(rows: pd.DataFrame, out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for run, part in rows.groupby("run_id", sort=False):
-        text = part.to_json(orient="records", lines=True, double_precision=6)
+        text = part.to_json(orient="records", lines=True, double_precision=3)
         path = out_dir / f"{run}.jsonl"
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

@@ -17,6 +17,7 @@ the numpy Generator given at construction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,7 +85,7 @@ class PlatformModel:
         self.last_submit_s = t_send_s
         self.submitted += 1
         c = self.client
-        rtt = c.sample_rtt_s()
+        rtt = c.rtt_s * math.exp(c.jitter_sigma * self.draws.z()) if c.jitter_sigma > 0 else c.rtt_s
         connect = c.connect_s(rtt, front.tls, new_connection)
         upload = c.upload_s(payload_bytes, rtt)
         inflation = c.inflation_s(t_send_s)
