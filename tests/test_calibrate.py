@@ -150,3 +150,87 @@ def test_calibrate_refuses_a_frame_without_timings() -> None:
     df["execution_time_ms"] = np.nan
     with pytest.raises(ValueError, match="no successful rows"):
         cal.calibrate(df, PATTERNS, OPTS)
+
+
+# ------------------------------------------------------------------- round trip through the platform model
+def _sourced(v, basis="assumption"):
+    return {"value": v, "basis": basis, "source": "test truth for the round trip"}
+
+
+@pytest.fixture(scope="module")
+def model_round_trip():
+    from hybridopt.params import load_params
+
+    truth = {"rtt_ms": 150.0, "tls": 2, "upload_mbps": 20.0, "jitter": 0.1, "ms_per_rps": 12.0}
+    overrides = {
+        "testbed": {"client_preset": "distant", "service_preset": "deployed",
+                    "clients": {"distant": {
+                        "rtt_ms": _sourced(truth["rtt_ms"]), "rtt_jitter_sigma": _sourced(truth["jitter"]),
+                        "tls_handshake_rtts": _sourced(truth["tls"]), "upload_mbps": _sourced(truth["upload_mbps"]),
+                        "inflation": {"enabled": _sourced(True), "window_s": _sourced(10.0),
+                                      "threshold_rps": _sourced(5.0), "ms_per_rps": _sourced(truth["ms_per_rps"]),
+                                      "exponent": _sourced(1.0)}}}},
+        # enough tasks that no ECS service is overloaded at 25 requests/s
+        "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                      for w, n in (("medium_processing", 3), ("heavy_processing", 6))},
+    }
+    params = load_params("thesis-2025-11", overrides=overrides)
+    low = LoadPattern(code=0, phases=[{"name": "steady", "duration_s": 900, "arrival_rate_rps": 5}])
+    ramp = LoadPattern(code=1, phases=[{"name": "ramp", "duration_s": 900, "arrival_rate_rps": 5, "ramp_to_rps": 25}])
+    df = cal.model_logs(params, {"low": ("low_load", low), "ramp": ("ramp_load", ramp)}, seed=5)
+    fit = cal.calibrate(df, {"low_load": low, "ramp_load": ramp}, cal.FitOptions(bootstrap_resamples=300),
+                        testbed=params.testbed, workloads=params.workloads)
+    return truth, params, fit
+
+
+def test_model_fit_recovers_the_client_from_model_generated_logs(model_round_trip) -> None:
+    truth, _, fit = model_round_trip
+    cl = fit.model.client
+    for s, rtt in cl.rtt_ms_by_session.items():
+        assert rtt == pytest.approx(truth["rtt_ms"], rel=0.06), (s, rtt)
+    assert cl.tls_handshake_rtts == truth["tls"]
+    assert cl.tls_rtts_estimate == pytest.approx(truth["tls"], abs=0.3)
+    lo, hi = cl.upload_mbps_interval
+    assert lo <= truth["upload_mbps"] * 1.15 and hi >= truth["upload_mbps"] * 0.85, (cl.upload_mbps, lo, hi)
+    assert cl.inflation_ms_per_rps == pytest.approx(truth["ms_per_rps"], rel=0.3), cl.inflation_ms_per_rps
+    assert cl.rtt_jitter_sigma == pytest.approx(truth["jitter"], abs=0.04)
+
+
+def test_model_fit_recovers_the_deployed_sleep_ranges(model_round_trip) -> None:
+    _, params, fit = model_round_trip
+    for w, by_p in params.testbed.service_presets["deployed"].workloads.items():
+        for p, entry in by_p.items():
+            e = fit.model.service[w][p]
+            lo, hi = entry.sleep_ms.value
+            span = hi - lo
+            assert e.sleep_low_ms == pytest.approx(lo, abs=0.12 * span + 15), (w, p, e)
+            assert e.sleep_high_ms == pytest.approx(hi, abs=0.12 * span + 15), (w, p, e)
+
+
+def test_fitted_presets_load_as_params(model_round_trip) -> None:
+    from hybridopt.params import load_params
+
+    _, params, fit = model_round_trip
+    ov = cal.testbed_overrides(fit.model, params.testbed, "test provenance")
+    p2 = load_params("thesis-2025-11", overrides=ov)
+    assert p2.testbed.client_preset == cal.PRESET_NAME and p2.testbed.service_preset == cal.PRESET_NAME
+    assert p2.testbed.client.rtt_ms.basis == "fitted"
+    assert "test provenance" in p2.testbed.client.rtt_ms.source
+    assert p2.testbed.client.inflation.enabled.value is True
+
+
+def test_replace_block_is_idempotent_and_keeps_the_rest() -> None:
+    text = ("testbed:\n  clients:\n    distant:\n      rtt_ms: 1\n\n  # --- next\n  lambda:\n    x: 1\n"
+            "  service_presets:\n    deployed:\n      a: 1\n")
+    blk = cal.preset_yaml("fitted", {"rtt_ms": {"value": 2.0, "basis": "fitted", "source": "s: t"}})
+    once = cal.replace_block(text, "clients", "fitted", blk)
+    twice = cal.replace_block(once, "clients", "fitted", blk)
+    assert once == twice
+    import yaml
+    data = yaml.safe_load(once)["testbed"]
+    assert data["clients"]["fitted"]["rtt_ms"] == {"value": 2.0, "basis": "fitted", "source": "s: t"}
+    assert data["clients"]["distant"] == {"rtt_ms": 1} and data["lambda"] == {"x": 1}
+    end = cal.replace_block(once, "service_presets", "fitted", cal.preset_yaml("fitted", {"d": "x"}))
+    assert yaml.safe_load(end)["testbed"]["service_presets"]["fitted"] == {"d": "x"}
+    with pytest.raises(ValueError, match="no 'nope:'"):
+        cal.replace_block(text, "nope", "fitted", blk)

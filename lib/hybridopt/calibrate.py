@@ -888,6 +888,38 @@ def synthetic_logs(truth: SyntheticTruth, runs: Mapping[str, tuple[str, LoadPatt
     return df
 
 
+def model_logs(params: Any, sessions: Mapping[str, tuple[str, LoadPattern]], seed: int,
+               start: str = "2025-11-22T19:00:00Z", gap_s: float = 3 * 3600.0) -> pd.DataFrame:
+    """Legacy-design logs made by the platform model itself (`simulate.replay`): one platform per
+    arrival, platform x workload scenarios and payload sizes uniform, each session its load
+    pattern's Artillery schedule, sessions `gap_s` apart; returned as ingest would (tz-aware
+    sent_at, `ok`, categories). For checking that the calibration recovers the model's parameters
+    and that the validation passes where it must."""
+    from .simulate import phase_offsets, replay
+
+    rng = np.random.default_rng(seed)
+    base = pd.Timestamp(start)
+    frames, t_start = [], 0.0
+    names = list(params.workloads)
+    for run_id, (pattern, lp) in sessions.items():
+        off = np.concatenate([phase_offsets(p.duration_s, p.arrival_rate_rps, p.ramp_to_rps) for p in lp.phases])
+        cell = rng.integers(0, 2 * len(names), len(off))
+        work = np.array(names, dtype=object)[cell // 2]
+        size = np.array([rng.choice(np.asarray(params.workloads[w].payload_sizes_kb, dtype=float)) for w in work])
+        frames.append(pd.DataFrame({"t_s": t_start + off, "platform": np.where(cell % 2 == 0, "lambda", "ecs"),
+                                    "workload_type": work, "payload_size_kb": size, "time_window": "early_morning",
+                                    "load_pattern": pattern, "run_id": run_id,
+                                    "sent_at": base + pd.to_timedelta(t_start + off, unit="s")}))
+        t_start += lp.duration_s + gap_s
+    out = replay(params, pd.concat(frames, ignore_index=True), seed=seed)
+    out["sent_at"] = pd.to_datetime(out["sent_at"], utc=True, format="ISO8601")
+    out["ok"] = out["error"].isna()
+    out["cold_start"] = out["cold_start"].astype("boolean")
+    for c in ("run_id", "platform", "workload_type", "load_pattern", "time_window"):
+        out[c] = out[c].astype("category")
+    return out
+
+
 # ------------------------------------------------------------------------ presets for params/testbed.yaml
 PRESET_NAME: Final = "fitted"
 
@@ -947,6 +979,21 @@ def service_preset(fits: Mapping[str, Mapping[str, ServiceEntryFit]], base: Any,
                                           f"{f.cpu_share:.3f}, scaled to one vCPU"),
             }
     return out
+
+
+def with_presets(params: Any, overrides: Mapping[str, Any]) -> Any:
+    """`params` (a Params, possibly built in memory) with `testbed_overrides(...)` merged into its
+    testbed section and validated again."""
+    from .params import TestbedParams
+
+    def merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+        return out
+
+    tb = merge(params.testbed.model_dump(mode="json", by_alias=True), overrides["testbed"])
+    return params.model_copy(update={"testbed": TestbedParams.model_validate(tb)})
 
 
 def testbed_overrides(fit: ModelFit, testbed: Any, provenance: str, *, base_client: str | None = None,

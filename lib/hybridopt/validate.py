@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import calibrate as cal
-from .params import Params, load_params
+from .params import Params
 from .simulate import phase_offsets, replay
 
 PLATFORMS = ("lambda", "ecs")
@@ -209,7 +209,7 @@ def _fit_params(params: Params, df: pd.DataFrame, runs: list[str], fit_opts: cal
     if c.model is None:
         raise ValueError("calibration produced no model fit")
     ov = cal.testbed_overrides(c.model, params.testbed, provenance, rtt_ms=rtt_ms)
-    return load_params(params.profile, overrides=ov), c
+    return cal.with_presets(params, ov), c
 
 
 def _fold_summary(c: cal.Calibration) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def validate(df: pd.DataFrame, params: Params, opts: ValidationOptions = Validat
             rtt = c_all.model.client.rtt_ms_by_session.get(sess)
             p_s = p_all
             if rtt is not None:
-                p_s = load_params(params.profile, overrides=cal.testbed_overrides(
+                p_s = cal.with_presets(params, cal.testbed_overrides(
                     c_all.model, params.testbed, "in-sample diagnostic", rtt_ms=rtt))
             real = known[known["run_id"].astype(str).isin(runs)]
             sims_in.append(replay(p_s, session_arrivals(real, params, opts.seed + i), seed=opts.seed + i))

@@ -1,0 +1,153 @@
+"""Validation logic on crafted tables, the replay schedule of a real session, and a leave-one-session-out
+run on logs the platform model produced itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridopt import calibrate as cal
+from hybridopt import validate as v
+from hybridopt.params import load_params
+from hybridopt.simulate import phase_offsets
+
+OPTS = v.ValidationOptions(min_cell_rows=20, min_faster_rows=10)
+
+
+def _sourced(value):
+    return {"value": value, "basis": "assumption", "source": "test truth for the round trip"}
+
+
+def _rows(run: str, workload: str, platform: str, totals, size_kb: float = 1.0, cold: int = 0) -> pd.DataFrame:
+    n = len(totals)
+    c = np.zeros(n, dtype=bool)
+    c[:cold] = True
+    return pd.DataFrame({"run_id": run, "workload_type": workload, "platform": platform,
+                         "target_payload_size_kb": size_kb, "total_ms": np.asarray(totals, dtype=float),
+                         "error": None, "http_status": 200,
+                         "cold_start": pd.array(c if platform == "lambda" else [pd.NA] * n, dtype="boolean")})
+
+
+def _cat(*frames: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_latency_cells_pass_and_fail_on_the_25_percent_rule() -> None:
+    base = np.linspace(900, 1100, 100)          # median 1000, p95 1090
+    real = _cat(_rows("r1", "w", "lambda", base), _rows("r1", "w", "ecs", base), _rows("r1", "x", "lambda", base),
+                _rows("r1", "y", "lambda", base[:5]))
+    sim = _cat(_rows("r1", "w", "lambda", base * 1.2),              # +20 %: pass
+               _rows("r1", "w", "ecs", base * 1.3),                 # +30 %: fail
+               _rows("r1", "x", "lambda", base[:5]),                # the model lost the cell: judged, fail
+               _rows("r1", "y", "lambda", base * 3))                # too few real rows: not judged
+    out = v.compare(real, sim, OPTS)
+    cells = {(c["workload_type"], c["platform"]): c for c in out["cells"]}
+    assert cells[("w", "lambda")]["pass_median"] is True and cells[("w", "lambda")]["pass_p95"] is True
+    assert cells[("w", "lambda")]["median_rel_err"] == pytest.approx(0.2, abs=1e-9)
+    assert cells[("w", "ecs")]["pass_median"] is False and cells[("w", "ecs")]["pass_p95"] is False
+    assert cells[("x", "lambda")]["judged"] is True and cells[("x", "lambda")]["pass_median"] is False
+    assert cells[("y", "lambda")]["judged"] is False and cells[("y", "lambda")]["pass_median"] is None
+    t = out["thresholds"]
+    assert (t["latency_median"]["cells"], t["latency_median"]["passed"]) == (3, 1)
+    assert t["latency_median"]["pass"] is False
+    # all judged cells within tolerance: the threshold passes
+    ok = v.compare(real, _cat(_rows("r1", "w", "lambda", base * 0.8), _rows("r1", "w", "ecs", base * 1.25),
+                              _rows("r1", "x", "lambda", base)), OPTS)
+    assert ok["thresholds"]["latency_median"]["pass"] is True and ok["thresholds"]["latency_p95"]["pass"] is True
+
+
+def test_errors_and_timeouts_are_not_latencies() -> None:
+    real = _rows("r1", "w", "lambda", np.full(50, 1000.0))
+    sim = _rows("r1", "w", "lambda", np.full(50, 1000.0))
+    bad = _rows("r1", "w", "lambda", np.full(200, 9000.0))
+    bad["error"], bad["http_status"] = "timeout", None
+    out = v.compare(real, _cat(sim, bad), OPTS)
+    assert out["cells"][0]["n_sim"] == 50 and out["cells"][0]["median_sim_ms"] == 1000.0
+
+
+def test_faster_platform_agreement_share() -> None:
+    real, sim = [], []
+    # 5 payload sizes: real says lambda is faster in all; the model agrees in 4
+    for i, kb in enumerate([1, 2, 3, 4, 5]):
+        real += [_rows("r1", "w", "lambda", np.full(20, 500.0), kb), _rows("r1", "w", "ecs", np.full(20, 800.0), kb)]
+        ecs_sim = 400.0 if i == 0 else 900.0
+        sim += [_rows("r1", "w", "lambda", np.full(20, 500.0), kb), _rows("r1", "w", "ecs", np.full(20, ecs_sim), kb)]
+    out = v.compare(_cat(*real), _cat(*sim), OPTS)
+    f = out["thresholds"]["faster_platform"]
+    assert (f["cells"], f["agree"], f["share"]) == (5, 4, 0.8)
+    assert f["pass"] is True                              # 0.8 is enough
+    sim[2] = _rows("r1", "w", "lambda", np.full(20, 1000.0), 2)
+    out = v.compare(_cat(*real), _cat(*sim), OPTS)
+    assert out["thresholds"]["faster_platform"]["share"] == 0.6 and out["thresholds"]["faster_platform"]["pass"] is False
+
+
+def test_a_platform_that_mostly_failed_counts_as_slower() -> None:
+    real = _cat(_rows("r1", "w", "lambda", np.full(30, 5000.0), 3), _rows("r1", "w", "ecs", np.full(3, 9000.0), 3))
+    sim = _cat(_rows("r1", "w", "lambda", np.full(30, 5000.0), 3))
+    f = v.compare(real, sim, OPTS)["faster"][0]
+    assert (f["real"], f["sim"], f["agree"]) == ("lambda", "lambda", True)
+
+
+def test_cold_start_rates_within_an_order_of_magnitude() -> None:
+    t = np.full(1000, 700.0)
+    real = _cat(_rows("r1", "a", "lambda", t, cold=2), _rows("r1", "b", "lambda", t, cold=2),
+                _rows("r1", "c", "lambda", t, cold=0))
+    sim = _cat(_rows("r1", "a", "lambda", t, cold=10),    # x5: pass
+               _rows("r1", "b", "lambda", t, cold=40),    # x20: fail
+               _rows("r1", "c", "lambda", t, cold=0))     # both zero: pass
+    out = v.compare(real, sim, OPTS)
+    cold = {c["workload_type"]: c for c in out["cold_start"]}
+    assert cold["a"]["pass"] is True and cold["b"]["pass"] is False and cold["c"]["pass"] is True
+    assert cold["b"]["log10_ratio"] == pytest.approx(np.log10(40.5 / 2.5))
+    assert out["thresholds"]["cold_start_rate"] == {**out["thresholds"]["cold_start_rate"], "cells": 3, "passed": 2,
+                                                    "pass": False}
+
+
+def test_session_arrivals_follow_the_schedule_and_the_mix() -> None:
+    params = load_params("thesis-2025-11")
+    t0 = pd.Timestamp("2025-11-23T04:15:00Z")
+    real = pd.DataFrame({"run_id": ["morning_peak_ramp_load", "morning_peak_ramp_load", "late_night_ramp_load",
+                                    "late_night_ramp_load"],
+                         "time_window": ["morning_peak", "morning_peak", "late_night", "late_night"],
+                         "load_pattern": "ramp_load",
+                         "sent_at": [t0, t0 + pd.Timedelta(minutes=14), t0 + pd.Timedelta(minutes=15),
+                                     t0 + pd.Timedelta(minutes=60)]})
+    arr = v.session_arrivals(real, params, seed=3)
+    lp = params.load_patterns["ramp_load"]
+    expected = sum(len(phase_offsets(p.duration_s, p.arrival_rate_rps, p.ramp_to_rps)) for p in lp.phases)
+    assert len(arr) == expected                              # the whole hour of the ramp
+    assert set(arr["platform"]) == {"lambda", "ecs"}
+    share = arr.groupby(["platform", "workload_type"]).size() / len(arr)
+    assert len(share) == 8 and share.min() > 0.11 and share.max() < 0.14
+    for w, g in arr.groupby("workload_type"):
+        assert set(g["payload_size_kb"]) == set(params.workloads[w].payload_sizes_kb)
+    early = arr[arr["sent_at"] < t0 + pd.Timedelta(minutes=15)]
+    assert set(early["run_id"]) == {"morning_peak_ramp_load"}
+    assert set(arr.loc[arr["sent_at"] >= t0 + pd.Timedelta(minutes=15), "run_id"]) == {"late_night_ramp_load"}
+    rate_first_min = (arr["t_s"] < 60).sum() / 60
+    rate_last_min = (arr["t_s"] >= 3540).sum() / 60
+    assert rate_first_min == pytest.approx(5.2, abs=0.5) and rate_last_min == pytest.approx(24.8, abs=0.5)
+
+
+@pytest.mark.slow
+def test_leave_one_session_out_on_model_made_logs_passes_where_the_client_is_stable() -> None:
+    """Logs from the platform model itself, one client for every session: the out-of-sample replay must
+    reproduce them (a validation that could not pass here would be broken)."""
+    overrides = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
+                             "clients": {"distant": {"rtt_ms": _sourced(180.0), "upload_mbps": _sourced(40.0),
+                                                     "tls_handshake_rtts": _sourced(1)}}},
+                 "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                               for w, n in (("medium_processing", 3), ("heavy_processing", 6))}}
+    params = load_params("thesis-2025-11", overrides=overrides)
+    low = params.load_patterns["low_load"].model_copy(update={"phases": [
+        params.load_patterns["low_load"].phases[0].model_copy(update={"duration_s": 600.0})]})
+    med = params.load_patterns["medium_load"].model_copy(update={"phases": [
+        params.load_patterns["medium_load"].phases[0].model_copy(update={"duration_s": 600.0, "arrival_rate_rps": 8.0})]})
+    params = params.model_copy(update={"load_patterns": {**params.load_patterns, "low_load": low, "medium_load": med}})
+    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_medium": ("medium_load", med)}, seed=9)
+    res = v.validate(df, params, v.ValidationOptions(seed=1), in_sample=False)
+    assert len(res["folds"]) == 2
+    t = res["out_of_sample"]["thresholds"]
+    assert t["latency_median"]["share"] >= 0.85, v.cells_frame(res["out_of_sample"]).to_string()
+    assert t["faster_platform"]["pass"] and t["cold_start_rate"]["pass"]
