@@ -25,10 +25,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 install-artillery: artillery/node_modules/.installed
-artillery/node_modules/.installed: artillery/package.json $(wildcard artillery/package-lock.json)
-	@if [ -f artillery/package-lock.json ]; then \
-	  cd artillery && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci $(NPM_FLAGS); \
-	else mkdir -p artillery/node_modules; fi
+# Artillery 2.0.21 exactly (package-lock.json); no browser download (its Playwright engine is unused)
+artillery/node_modules/.installed: artillery/package.json artillery/package-lock.json
+	cd artillery && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci $(NPM_FLAGS)
+	@node -e "const v = require('./artillery/node_modules/artillery/package.json').version; \
+	  if (v !== '2.0.21') { console.error('artillery ' + v + ' installed, 2.0.21 expected'); process.exit(1); }"
 	touch $@
 
 clean-generated:

@@ -303,6 +303,7 @@ const state = {
   errorsByKind: {},
   stopping: false,
   lag: null,
+  lagRun: null,
   healthTimer: null,
   drainWaiters: []
 };
@@ -342,6 +343,8 @@ function init() {
   state.healthFd = fs.openSync(path.join(cfg.out_dir, `loadgen-health.w${process.pid}-${wt.threadId}.ndjson`), 'a');
   state.lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   state.lag.enable();
+  state.lagRun = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS }); // whole run, reset at run start
+  state.lagRun.enable();
   const everyMs = Math.max(100, Math.round((cfg.health_interval_s || 1) * 1000));
   state.healthTimer = setInterval(() => writeHealth(false), everyMs);
   state.healthTimer.unref();
@@ -368,6 +371,11 @@ function writeHealth(final, extra) {
     loop_lag_p99_ms: h && h.count ? ns(h.percentile(99)) : null,
     loop_lag_max_ms: h && h.count ? ns(h.max) : null,
     rss_mb: Math.round(process.memoryUsage().rss / 1048576),
+    // every timer sample since the run started (not per period): the window's own lag percentiles
+    run_loop_lag_samples: state.lagRun ? state.lagRun.count : 0,
+    run_loop_lag_p50_ms: state.lagRun && state.lagRun.count ? ns(state.lagRun.percentile(50)) : null,
+    run_loop_lag_p99_ms: state.lagRun && state.lagRun.count ? ns(state.lagRun.percentile(99)) : null,
+    run_loop_lag_max_ms: state.lagRun && state.lagRun.count ? ns(state.lagRun.max) : null,
     final
   };
   if (extra) Object.assign(rec, extra);
@@ -604,6 +612,7 @@ if (!wt.isMainThread && process.env.HYBRIDOPT_RUN_CONFIG) {
     wt.parentPort.on('message', (m) => {
       if (m && m.command === 'run' && state.runStartMs === null) {
         state.runStartMs = Date.now();
+        if (state.lagRun) state.lagRun.reset(); // module loading and payload building are not the run
         writeHealth(false, { event: 'run_start' });
       } else if (m && m.command === 'stop') {
         state.stopping = true;

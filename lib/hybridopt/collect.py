@@ -88,22 +88,46 @@ class Target:
     ecs_base_url: str
     begin_window: Callable[[str, datetime], None] = lambda window, virtual_start: None
     stop: Callable[[], None] = lambda: None
+    snapshot: Callable[[], dict[str, Any]] = lambda: {}
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _admin(base_url: str, method: str, what: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call the testbed's admin API (/_testbed/<what>) on 127.0.0.1."""
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{base_url}/_testbed/{what}", data=data, method=method,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
+
+
 def start_testbed(params: Params) -> Target:
-    """Start the local testbed (hybridopt.testbed) on an ephemeral port."""
+    """Start the local testbed (hybridopt.testbed, a child process on an ephemeral port of
+    collection.testbed_host). Before each window the model clock is moved forward so that model
+    time since the first window equals the virtual time since its start (Lambda environments idle
+    between windows are reclaimed, autoscaling evaluated), as between real windows hours apart."""
     from . import testbed  # the PLATFORM layer; imported only when a testbed run needs it
 
-    tb = testbed.start(params, params.collection.testbed_host, port=0)
+    tb = testbed.start(params, params.collection.testbed_host, port=0, mode="process")
+    anchor: dict[str, datetime] = {}
 
     def begin(window: str, virtual_start: datetime) -> None:
-        set_clock = getattr(tb, "begin_window", None)
-        if callable(set_clock):
-            set_clock(window, virtual_start)
+        first = anchor.setdefault("virtual_start", virtual_start)
+        want_s = (virtual_start - first).total_seconds()
+        now_s = float(_admin(tb.base_url, "GET", "clock")["model_time_s"])
+        if want_s > now_s:
+            _admin(tb.base_url, "POST", "advance", {"seconds": want_s - now_s})
 
-    return Target("testbed", tb.base_url, tb.base_url, begin_window=begin, stop=tb.stop,
-                  info={"base_url": tb.base_url})
+    def snapshot() -> dict[str, Any]:
+        try:
+            return _admin(tb.base_url, "GET", "stats")
+        except OSError as exc:  # the testbed went away: say so, lose nothing else
+            return {"error": str(exc)}
+
+    return Target("testbed", tb.base_url, tb.base_url, begin_window=begin, stop=tb.stop, snapshot=snapshot,
+                  info={"base_url": tb.base_url, "testbed": tb})
 
 
 def aws_target(params: Params) -> Target:
@@ -312,6 +336,7 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
     }
     write_manifest(run_dir, manifest)
     target.begin_window(window, vstart)
+    before = target.snapshot()
     progress({"event": "window_start", "run_id": run_id, "load_pattern": tw.load_pattern, "target": target.kind,
               "duration_s": duration_s, "scheduled_pairs": manifest["scheduled_pairs"],
               "virtual_start": manifest["virtual_start"]})
@@ -346,6 +371,11 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
     manifest.update(_finish(params, run_dir, report_path, rc, interrupted, sampler.samples))
     manifest["ended_at"] = _iso(ended)
     manifest["wall_s"] = round((ended - started).total_seconds(), 3)
+    after = target.snapshot()
+    if before or after:
+        manifest["testbed"] = {"model_time_s_before": before.get("model_time_s"),
+                               "model_time_s_after": after.get("model_time_s"),
+                               "stats_after": after}
     write_manifest(run_dir, manifest)
     progress({"event": "window_end", "manifest": manifest})
     if interrupted:
