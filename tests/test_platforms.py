@@ -286,3 +286,18 @@ def test_bad_requests_are_refused() -> None:
         m.submit(0.0, "lambda", "nope", 10)
     with pytest.raises(TypeError, match="Generator"):
         PlatformModel(load_params("smoke").testbed, load_params("smoke").workloads, 42)  # type: ignore[arg-type]
+
+
+def test_measurement_inflation_grows_with_the_clients_rate_and_is_off_by_default() -> None:
+    infl = {"clients": {"distant": {"inflation": {"enabled": v(True), "window_s": v(10.0),
+                                                  "threshold_rps": v(2.0), "ms_per_rps": v(100.0),
+                                                  "exponent": v(1.0)}}},
+            **sleep(LIGHT, "lambda", 100), **sleep(LIGHT, "ecs", 100)}
+
+    def median_extra(model: PlatformModel, rate: float) -> float:
+        ps = [model.submit(1000.0 + i / rate, "lambda", LIGHT, 1024) for i in range(int(20 * rate))]
+        return float(np.median([p.inflation_s for p in ps[-10:]]))
+
+    assert median_extra(make(infl), 1.0) == 0.0                       # below the threshold
+    assert median_extra(make(infl), 6.0) == pytest.approx(0.4, abs=0.02)   # (6 - 2) rps * 100 ms
+    assert median_extra(make(), 6.0) == 0.0                           # default: off
