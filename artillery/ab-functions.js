@@ -84,6 +84,7 @@ function init() {
 
 function clockAt(epochMs) {
   const c = state.cfg.virtual_clock;
+  if (c.real === true) return V.isoWithOffset(epochMs, c.utc_offset_minutes); // aws: the real clock
   const start = state.startMs === null ? epochMs : state.startMs;
   return V.isoWithOffset(Date.parse(c.start) + (epochMs - start) * c.rate, c.utc_offset_minutes);
 }

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("hybridopt.commands.preprocess", "ingest + audit + pairing + cost + labels + features + gates"),
     "package": ("hybridopt.commands.package", "build the router's Lambda zip (handler, model, feature spec)"),
     "deploy": ("hybridopt.commands.deploy", "deploy the router with a weighted A/B alias (boto3; --dry-run / --execute)"),
+    "ab": ("hybridopt.commands.ab", "online A/B through the router (testbed, --simulate, or aws with --aws-opt-in)"),
     "collect": ("hybridopt.commands.collect", "run the five-window schedule with real Artillery (testbed or AWS), resumable"),
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
     "simulate": ("hybridopt.commands.simulate", "simulate the profile's schedule on the platform model (virtual clock)"),

@@ -123,8 +123,12 @@ def ab_run_config(params: Params, out_dir: Path, run_id: str, day: str = "2025-1
 
 
 def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, n_requests: int | None = None,
-                   rate_rps: float | None = None, node: str = "node", timeout_s: float = 600.0) -> TestbedAB:
-    """The online A/B on the local testbed through the router, driven by Artillery."""
+                   rate_rps: float | None = None, node: str = "node", timeout_s: float = 600.0,
+                   upstreams: tuple[str, str] | None = None) -> TestbedAB:
+    """The online A/B through the router, driven by Artillery: against a local testbed started here
+    (upstreams None), or against the given (lambda, ecs) base URLs (the aws profile, real clock)."""
+    import contextlib
+
     from .. import testbed
 
     n = n_requests or params.ab.testbed_requests
@@ -141,10 +145,16 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     with tempfile.TemporaryDirectory(prefix="hybridopt-ab-") as tmp:
         zipfile.ZipFile(zip_path).extractall(tmp)
         router = Router.from_dir(Path(tmp) / "model")
-        cfg = ab_run_config(params, out / "lines", f"{params.profile}-ab-testbed")
+        cfg = ab_run_config(params, out / "lines", f"{params.profile}-ab-{'testbed' if upstreams is None else 'aws'}")
+        if upstreams is not None:
+            cfg.update(source="aws", virtual_clock={**cfg["virtual_clock"], "real": True})
         cfg_path = out / "ab-run-config.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
-        with testbed.start(params) as tb, proxy_for(router, params, tb.base_url, tb.base_url) as px:
+        with contextlib.ExitStack() as stack:
+            if upstreams is None:
+                tb = stack.enter_context(testbed.start(params))
+                upstreams = (tb.base_url, tb.base_url)
+            px = stack.enter_context(proxy_for(router, params, upstreams[0], upstreams[1]))
             env = {k: v for k, v in os.environ.items() if k != "HYBRIDOPT_RUN_CONFIG"}
             preload = (adir / "preload.js").resolve()
             env.update({AB_CONFIG_ENV: str(cfg_path), "HYBRIDOPT_ROUTER_URL": px.base_url,

@@ -59,6 +59,7 @@ class RouterProxy:
         self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._all_conns: list[http.client.HTTPConnection] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,7 +78,11 @@ class RouterProxy:
                     proxy._send(self, 405, {"Content-Type": "application/json"},
                                 b'{"error":{"field":"method","message":"POST /route/<workload>"}}')
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                proxy._count("client_gone")   # the client left (its timeout) before the answer: counted, not printed
+
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -94,6 +99,10 @@ class RouterProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            for c in self._all_conns:       # close kept-alive upstream connections before the upstream stops
+                c.close()
+            self._all_conns.clear()
         if self._thread:
             self._thread.join(10)
 
@@ -126,6 +135,8 @@ class RouterProxy:
             up = self.upstreams[platform]
             cls = http.client.HTTPSConnection if up.scheme == "https" else http.client.HTTPConnection
             c = pool[platform] = cls(up.host, up.port, timeout=self.timeout_s)
+            with self._lock:
+                self._all_conns.append(c)
         return c
 
     def _forward(self, platform: str, path: str, body: bytes, headers: Mapping[str, str]
@@ -137,10 +148,11 @@ class RouterProxy:
                 c.request("POST", up.prefix + path, body=body, headers=dict(headers))
                 r = c.getresponse()
                 return r.status, r.getheaders(), r.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                c.close()
+            except (OSError, http.client.HTTPException) as exc:
+                c.close()                   # a timed-out or broken connection is never reused
                 self._local.pool.pop(platform, None)
-                if attempt == 2:
+                stale = isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
+                if attempt == 2 or not stale:
                     raise
         raise AssertionError("unreachable")
 
@@ -176,7 +188,7 @@ class RouterProxy:
         fwd = {k: v for k, v in h.headers.items() if k.lower() in ("content-type", "x-request-id", "x-pair-id")}
         try:
             status, hdrs, payload = self._forward(platform, self.routes[workload][platform], body, fwd)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self._count("502")
             self._send(h, 502, {"Content-Type": "application/json", **meta},
                        json.dumps({"error": {"field": None, "message": f"upstream {platform}: {exc}"}}).encode())
