@@ -141,6 +141,9 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     art = adir / "node_modules" / "artillery" / "bin" / "run"
     if not art.is_file():
         raise FileNotFoundError(f"{art} is missing: install Artillery (make install-artillery)")
+    # the collection's client timeout (same client as the training data), else Artillery's 60 s
+    collection = getattr(params, "collection", None)
+    client_timeout_s = float(getattr(collection, "http_timeout_s", None) or 60.0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hybridopt-ab-") as tmp:
         zipfile.ZipFile(zip_path).extractall(tmp)
@@ -154,14 +157,14 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
             if upstreams is None:
                 tb = stack.enter_context(testbed.start(params))
                 upstreams = (tb.base_url, tb.base_url)
-            px = stack.enter_context(proxy_for(router, params, upstreams[0], upstreams[1]))
+            px = stack.enter_context(proxy_for(router, params, upstreams[0], upstreams[1], timeout_s=client_timeout_s))
             env = {k: v for k, v in os.environ.items() if k != "HYBRIDOPT_RUN_CONFIG"}
             preload = (adir / "preload.js").resolve()
             env.update({AB_CONFIG_ENV: str(cfg_path), "HYBRIDOPT_ROUTER_URL": px.base_url,
                         "NODE_OPTIONS": f'{env.get("NODE_OPTIONS", "")} --require "{preload}"'.strip(),
                         "ARTILLERY_DISABLE_TELEMETRY": "true", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
             duration = max(1, int(round(n / rate)))
-            overrides = {"config": {"target": px.base_url, "phases": [
+            overrides = {"config": {"target": px.base_url, "http": {"timeout": client_timeout_s}, "phases": [
                 {"name": "ab", "duration": duration, "arrivalRate": rate}]}}
             cmd = [node, str(art), "run", "--output", str(out / "artillery-report.json"),
                    "--overrides", json.dumps(overrides), AB_YML]

@@ -198,6 +198,8 @@ class RouterProxy:
         self._send(h, status, {**out, **meta}, payload)
 
 
-def proxy_for(router: Router, params, lambda_base_url: str, ecs_base_url: str, port: int = 0) -> RouterProxy:
+def proxy_for(router: Router, params, lambda_base_url: str, ecs_base_url: str, port: int = 0,
+              timeout_s: float = 60.0) -> RouterProxy:
     routes = {w: {"lambda": wl.lambda_route, "ecs": wl.ecs_route} for w, wl in params.workloads.items()}
-    return RouterProxy(router, {"lambda": lambda_base_url, "ecs": ecs_base_url}, routes, port=port)
+    return RouterProxy(router, {"lambda": lambda_base_url, "ecs": ecs_base_url}, routes, port=port,
+                       timeout_s=timeout_s)
