@@ -217,6 +217,8 @@ class Training(_Strict):
     ceiling_min_group: int = Field(ge=1, description="training samples a feature vector needs to count")
     ceiling_folds: int = Field(5, ge=2)
     explain_rows: int = Field(ge=10, description="rows whose SHAP values give the verdict importance")
+    agnostic_explain_rows: int = Field(ge=10, description="rows explained for the MLP and the ensemble "
+                                       "(permutation SHAP, far slower than TreeSHAP)")
     background_rows: int = Field(ge=10, description="background of the model-agnostic explainer")
     interaction_rows: int = Field(ge=10, description="rows for SHAP interaction values")
     surrogate_max_depth: int = Field(ge=1, le=6)

@@ -1,0 +1,195 @@
+"""models/<profile>/: what the router serves and what the reports cite.
+
+Serving (no pickle): `model.txt` (LightGBM text) or `model.json` (XGBoost JSON), with
+`feature_columns.json`, `feature_spec.json`, `static_rule.json` and `model_metadata.json`
+(its "serving" block names the file, format, label, threshold and positive class).
+Analysis only: `analysis/<family>.joblib` (every base model, sklearn wrappers) and `splits.parquet`
+(pair_id -> train/validation/test) so 05_shap and evaluate use exactly the training split."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from ..features import FeatureSpec
+from ..params import Params
+from .models import BASE_MODELS, SERVING_FORMAT
+from .train import TrainingRun
+
+SERVING_FILES = ("model.txt", "model.json")
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "shap", "pyarrow")
+
+
+class ArtifactError(ValueError):
+    """A model folder is missing a file or holds one that does not fit the others."""
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN and infinities become null."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, pd.DataFrame):
+        return jsonable(obj.reset_index().to_dict(orient="records"))
+    return obj
+
+
+def git_commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "lib"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = importlib_metadata.version(lib)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
+    tp = params.training
+    fmt, file = SERVING_FORMAT[run.best]
+    return {
+        "profile": params.profile,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "serving": {"format": fmt, "file": file, "label": run.target, "threshold": tp.threshold,
+                    "positive_class": "lambda", "model": run.best},
+        "selection": {**run.selection, "rule_text": (
+            "highest validation ROC-AUC among the models with a pickle-free serving format "
+            f"({', '.join(tp.selection.portable)}); within {tp.selection.tie_tolerance} of it, "
+            f"{tp.selection.prefer} (faster single-row prediction)")},
+        "data": {"table_hash": run.data_hash, "n_rows": run.n_rows, "split_sizes": run.split_sizes,
+                 "split_label_lambda_share": run.split_label_share, "training_categories": run.categories},
+        "params_hash": params.hash,
+        "git": git_commit(),
+        "library_versions": library_versions(),
+        "feature_columns": list(run.spec.columns),
+        "chosen_settings": {m: s.best_settings for m, s in run.searches.items()},
+        "search": {m: {"candidates": s.candidates, "best_candidate": s.best_index + 1,
+                       "stopped_by_budget": s.stopped_by_budget, "budget_s": s.budget_s,
+                       "seconds": round(s.seconds, 3), "notes": s.notes} for m, s in run.searches.items()},
+        "cv": {"folds": tp.cv_folds, "max_rows": tp.cv_max_rows, "scoring": "roc_auc"},
+        "ensemble": {"members": run.ensemble_members, "cv": run.ensemble_cv},
+        "metrics": run.metrics, "baselines": run.baselines, "calibration_test": run.calibration,
+        "ceiling": run.ceiling, "importance": run.importance, "verdicts": run.verdicts,
+        "static_rule": run.static_rule, "decision_test": run.decision, "temporal": run.temporal,
+        "timings_s": run.timings_s,
+    }
+
+
+def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None,
+                   table: pd.DataFrame | None = None) -> Path:
+    """Write the model folder; returns it. `table` (the training table) adds splits.parquet."""
+    out = Path(out_dir) if out_dir is not None else params.path("models_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in SERVING_FILES:
+        (out / stale).unlink(missing_ok=True)
+    best = run.models[run.best]
+    fmt, file = SERVING_FORMAT[run.best]
+    if fmt == "lightgbm_text":
+        best.booster_.save_model(str(out / file))
+    else:
+        best.get_booster().save_model(str(out / file))
+    (out / "feature_columns.json").write_text(json.dumps(list(run.spec.columns), indent=2))
+    (out / "feature_spec.json").write_text(run.spec.to_json())
+    (out / "static_rule.json").write_text(json.dumps(run.static_rule, indent=2, sort_keys=True))
+    (out / "model_metadata.json").write_text(json.dumps(jsonable(metadata(run, params)), indent=2, allow_nan=False))
+    analysis = out / "analysis"
+    analysis.mkdir(exist_ok=True)
+    for name in BASE_MODELS:
+        joblib.dump(run.models[name], analysis / f"{name}.joblib", compress=3)
+    if table is not None:
+        split = np.full(len(table), "", dtype=object)
+        ids = table["pair_id"].astype(str).to_numpy()
+        for name, idx in run.splits.items():
+            split[idx] = name
+        pd.DataFrame({"pair_id": ids, "split": split}).to_parquet(analysis / "splits.parquet", index=False)
+    return out
+
+
+@dataclass
+class ServingModel:
+    """The saved best model as the router loads it: no pickle, no sklearn."""
+    booster: Any
+    fmt: str
+    columns: list[str]
+    spec: FeatureSpec
+    meta: dict[str, Any]
+    static_rule: dict[str, str]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["serving"]["threshold"])
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        """P(lambda) for a (n, features) float array in `columns` order."""
+        a = np.ascontiguousarray(rows, dtype=np.float64)
+        if a.ndim == 1:
+            a = a.reshape(1, -1)
+        if a.shape[1] != len(self.columns):
+            raise ArtifactError(f"rows have {a.shape[1]} columns, the model expects {len(self.columns)}")
+        if self.fmt == "lightgbm_text":
+            return np.asarray(self.booster.predict(a), dtype=np.float64)
+        return np.asarray(self.booster.inplace_predict(a), dtype=np.float64)
+
+
+def load_serving(model_dir: Path) -> ServingModel:
+    """Load models/<profile>/ through the serving format only."""
+    d = Path(model_dir)
+    meta_path = d / "model_metadata.json"
+    if not meta_path.is_file():
+        raise ArtifactError(f"{meta_path}: missing (train the profile first: notebook 04_train)")
+    meta = json.loads(meta_path.read_text())
+    serving = meta.get("serving") or {}
+    file = d / str(serving.get("file"))
+    if not file.is_file():
+        raise ArtifactError(f"{file}: the serving model named in {meta_path} is missing")
+    columns = json.loads((d / "feature_columns.json").read_text())
+    spec = FeatureSpec.from_json((d / "feature_spec.json").read_text())
+    if columns != spec.columns:
+        raise ArtifactError(f"{d}: feature_columns.json and feature_spec.json disagree on the columns")
+    if serving["format"] == "lightgbm_text":
+        import lightgbm as lgb
+        booster: Any = lgb.Booster(model_file=str(file))
+        names = booster.feature_name()
+    elif serving["format"] == "xgboost_json":
+        import xgboost as xgb
+        booster = xgb.Booster()
+        booster.load_model(str(file))
+        names = booster.feature_names
+    else:
+        raise ArtifactError(f"{meta_path}: serving.format {serving['format']!r} is not lightgbm_text or xgboost_json")
+    if names is not None and list(names) != columns:
+        raise ArtifactError(f"{file}: model features {list(names)} differ from feature_columns.json {columns}")
+    rule = json.loads((d / "static_rule.json").read_text())
+    return ServingModel(booster, serving["format"], columns, spec, meta, rule)

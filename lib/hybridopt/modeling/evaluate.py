@@ -1,0 +1,105 @@
+"""Score the saved model on another table (or folder of logs).
+
+The features are rebuilt from the pairs' context with the MODEL's saved feature spec (so the codes
+are the ones it was trained with). Context values the spec has no code for cannot be encoded: those
+pairs are counted per column and value and left out ("unknown_to_model"). Values the spec knows but
+the training split never contained (e.g. a time window absent from training) are scored and
+reported separately ("unseen_in_training"), since the model extrapolates there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..features import FeatureSpec, assert_leak_free
+from ..params import Params
+from . import ceiling as ceil
+from .artifacts import ServingModel
+from .data import CONTEXT_CATEGORIES, pair_groups, require_columns, target
+from .decision import decision_table, reference_policies
+from .metrics import classification_metrics
+from .splits import SplitError, grouped_folds
+
+CODE_MAPS = {"workload_type": "workload_codes", "time_window": "time_window_codes", "load_pattern": "load_pattern_codes"}
+CONTEXT = ["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]
+
+
+def encodable(pairs: pd.DataFrame, spec: FeatureSpec) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
+    """Mask of pairs every context value of which the spec can encode, and the counts of the rest."""
+    ok = np.ones(len(pairs), dtype=bool)
+    unknown: dict[str, dict[str, int]] = {}
+    for col, attr in CODE_MAPS.items():
+        s = pairs[col].astype("string").fillna("<null>")
+        bad = ~s.isin(list(getattr(spec, attr))).to_numpy()
+        if bad.any():
+            unknown[col] = {str(k): int(v) for k, v in s[bad].value_counts().items()}
+        ok &= ~bad
+    return ok, unknown
+
+
+def score_pairs(model: ServingModel, pairs: pd.DataFrame, label: str, min_group: int = 20,
+                folds: int = 5, seed: int = 42) -> dict[str, Any]:
+    """Accuracy, ceiling, decision quality and category coverage of the model on labelled pairs."""
+    require_columns(pairs, [*CONTEXT, "pair_id", label], "evaluate")
+    pairs = pairs[pairs[label].notna()].reset_index(drop=True)
+    ok, unknown = encodable(pairs, model.spec)
+    scored = pairs[ok].reset_index(drop=True)
+    out: dict[str, Any] = {"n_pairs": int(len(pairs)), "n_scored": int(len(scored)),
+                           "unknown_to_model": unknown, "label": label,
+                           "threshold": model.threshold, "serving_format": model.fmt}
+    if not len(scored):
+        out["error"] = "no pair could be encoded with the model's feature spec"
+        return out
+    X = model.spec.frame(scored[CONTEXT])
+    assert_leak_free(X, model.spec)
+    y = target(scored, label)
+    proba = model.predict_proba(X.to_numpy())
+    out["metrics"] = classification_metrics(y, proba, model.threshold)
+
+    seen = model.meta.get("data", {}).get("training_categories", {})
+    unseen_mask = np.zeros(len(scored), dtype=bool)
+    unseen: dict[str, dict[str, int]] = {}
+    for col in CONTEXT_CATEGORIES:
+        if col not in seen:
+            continue
+        s = scored[col].astype("string")
+        m = ~s.isin(seen[col]).to_numpy()
+        if m.any():
+            unseen[col] = {str(k): int(v) for k, v in s[m].value_counts().items()}
+            unseen_mask |= m
+    out["unseen_in_training"] = unseen
+    out["n_unseen_in_training"] = int(unseen_mask.sum())
+    if unseen_mask.any() and (~unseen_mask).any():
+        out["metrics_seen"] = classification_metrics(y[~unseen_mask], proba[~unseen_mask], model.threshold)
+        out["metrics_unseen"] = classification_metrics(y[unseen_mask], proba[unseen_mask], model.threshold)
+
+    groups = pair_groups(scored)
+    try:
+        f = grouped_folds(y, groups, folds, seed)
+        out["ceiling"] = ceil.crossfit_ceiling(ceil.vector_keys(X), y, f, min_group)
+    except SplitError as exc:
+        out["ceiling"] = {"accuracy": None, "reason": str(exc)}
+    policies = reference_policies(scored, label, model.static_rule)
+    policies["model"] = proba >= model.threshold
+    out["decision"] = decision_table(scored, policies)
+    return out
+
+
+def pairs_from_logs(params: Params, data_dir: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Labelled pairs of a folder of logs through the preprocessing steps (ingest, audit, cost,
+    pairing, labels), nothing written. Features are left to `score_pairs`."""
+    from ..cost import add_costs
+    from ..labels import add_labels
+    from ..pairing import pair
+    from ..preprocess import ingest_and_audit
+
+    result, audit = ingest_and_audit(params, data_dir, write=False)
+    pairs, report = pair(add_costs(result.requests, params), params)
+    pairs = add_labels(pairs, params)
+    info = {"data_dir": str(result.data_dir), "lines": audit.get("lines"),
+            "pairs_direct": int((pairs["pairing"] == "paired").sum()),
+            "pairs_matched": int((pairs["pairing"] == "matched").sum())}
+    return pairs, info

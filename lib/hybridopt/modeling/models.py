@@ -1,0 +1,79 @@
+"""The five model families. Every model takes the float64 feature DataFrame (category features as
+integer codes: never pandas `str`) and exposes predict_proba; column 1 is P(Lambda is better).
+
+Fixed settings that are not searched: seeds, thread counts, XGBoost `hist`, LightGBM deterministic
+row-wise training and `gain` importance, the MLP's preprocessing (one-hot of the three category
+codes, standard scaling of everything else; unknown codes encode as all-zero, not an error)."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Mapping
+
+import lightgbm as lgb
+import numpy as np
+import xgboost as xgb
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .data import CATEGORY_FEATURES
+
+BASE_MODELS: Final = ("random_forest", "xgboost", "lightgbm", "mlp")
+ENSEMBLE: Final = "ensemble"
+ALL_MODELS: Final = (*BASE_MODELS, ENSEMBLE)
+TREE_MODELS: Final = ("random_forest", "xgboost", "lightgbm")
+SERVING_FORMAT: Final = {"lightgbm": ("lightgbm_text", "model.txt"), "xgboost": ("xgboost_json", "model.json")}
+
+
+def _clean(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(settings)
+    if "hidden_layer_sizes" in out and isinstance(out["hidden_layer_sizes"], list):
+        out["hidden_layer_sizes"] = tuple(out["hidden_layer_sizes"])
+    return out
+
+
+def make_model(name: str, settings: Mapping[str, Any], columns: list[str], seed: int, n_jobs: int) -> Any:
+    """An unfitted model of family `name` with the searched `settings` and the fixed ones."""
+    s = _clean(settings)
+    if name == "random_forest":
+        return RandomForestClassifier(**s, random_state=seed, n_jobs=n_jobs)
+    if name == "xgboost":
+        return xgb.XGBClassifier(**s, tree_method="hist", random_state=seed, n_jobs=n_jobs,
+                                 eval_metric="logloss")
+    if name == "lightgbm":
+        return lgb.LGBMClassifier(**s, random_state=seed, n_jobs=n_jobs, verbose=-1, deterministic=True,
+                                  force_row_wise=True, importance_type="gain")
+    if name == "mlp":
+        cats = [c for c in columns if c in CATEGORY_FEATURES]
+        nums = [c for c in columns if c not in CATEGORY_FEATURES]
+        prep = ColumnTransformer([
+            ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
+            ("scaled", StandardScaler(), nums),
+        ])
+        return Pipeline([("prep", prep), ("mlp", MLPClassifier(**s, random_state=seed))])
+    raise ValueError(f"unknown model family {name!r} (expected one of {BASE_MODELS})")
+
+
+def make_ensemble(members: Mapping[str, Any]) -> VotingClassifier:
+    """Soft voting over already-fitted members (frozen: fitting the ensemble does not refit them).
+    Its probability is the mean of the members' probabilities."""
+    return VotingClassifier([(n, FrozenEstimator(m)) for n, m in members.items()], voting="soft")
+
+
+def positive_proba(model: Any, X: Any) -> np.ndarray:
+    """P(class 1 = Lambda) for every row."""
+    proba = model.predict_proba(X)
+    return np.asarray(proba, dtype=np.float64)[:, 1]
+
+
+def own_importance(name: str, model: Any) -> dict[str, float] | None:
+    """The model's built-in importance as shares summing to 1 (None when it has none)."""
+    if name not in TREE_MODELS:
+        return None
+    imp = np.asarray(model.feature_importances_, dtype=np.float64)
+    total = imp.sum()
+    cols = list(model.feature_names_in_)
+    return {c: float(v / total) if total > 0 else 0.0 for c, v in zip(cols, imp)}
