@@ -98,3 +98,12 @@ def test_simulated_ab_routes_arms_and_costs_requests(params, model) -> None:
     assert ((t["router_probability"] >= 0.5) == (t["platform"] == "lambda")).all()
     assert frame["cost_usd"].notna().mean() > 0.95 and frame["source"].eq("simulator").all()
     assert np.isfinite(ab.compare_arms(frame, n_resamples=200).comparison["difference"].iloc[0])
+
+
+def test_ab_cli_refuses_aws_without_opt_in(capsys) -> None:
+    import argparse
+
+    from hybridopt.commands import ab as cmd
+
+    assert cmd.run(argparse.Namespace(profile="aws", simulate=False, requests=None, aws_opt_in=False)) == 2
+    assert "--aws-opt-in" in capsys.readouterr().out

@@ -123,3 +123,18 @@ def test_over_the_size_limit_fails(built, params, tmp_path) -> None:
     with pytest.raises(PackageError, match="over the 0.01 MB limit"):
         build_package(model_dir, tmp_path / "big.zip", router_config(params), max_mb=0.01)
     assert not (tmp_path / "big.zip").exists()
+
+
+def test_package_cli_builds_from_a_model_dir(built, tmp_path, capsys) -> None:
+    import argparse
+
+    from hybridopt.commands import package as cmd
+
+    model_dir, _, _ = built
+    out = tmp_path / "cli.zip"
+    assert cmd.run(argparse.Namespace(profile=PROFILE, model_dir=model_dir, out=out)) == 0
+    text = capsys.readouterr().out
+    assert "MB zipped" in text and "SYNTHETIC" in text and out.is_file()
+    assert json.loads(out.with_suffix(".json").read_text())["zip_bytes"] == out.stat().st_size
+    assert cmd.run(argparse.Namespace(profile=PROFILE, model_dir=tmp_path / "none", out=out)) == 1
+    assert "train a model first" in capsys.readouterr().out
