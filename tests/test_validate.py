@@ -151,3 +151,65 @@ def test_leave_one_session_out_on_model_made_logs_passes_where_the_client_is_sta
     t = res["out_of_sample"]["thresholds"]
     assert t["latency_median"]["share"] >= 0.85, v.cells_frame(res["out_of_sample"]).to_string()
     assert t["faster_platform"]["pass"] and t["cold_start_rate"]["pass"]
+
+
+def test_simulator_summary_counts_per_window_and_platform() -> None:
+    df = _cat(_rows("r1", "w", "lambda", np.full(10, 100.0), cold=3), _rows("r1", "w", "ecs", np.full(5, 200.0)))
+    df["time_window"] = "midday"
+    df.loc[0, "error"] = "timeout"
+    s = v.simulator_summary(df).set_index("platform")
+    assert s.loc["lambda", "lines"] == 10 and s.loc["lambda", "errors"] == 1 and s.loc["lambda", "cold_starts"] == 3
+    assert s.loc["ecs", "median_ms"] == 200.0 and s.loc["ecs", "cold_starts"] == 0
+
+
+SHARED = __import__("hybridopt.paths", fromlist=["x"]).shared_dir() / "data" / "thesis-aws-2025-11"
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared_data
+def test_validate_testbed_cli_on_the_real_logs(tmp_path) -> None:
+    """The Must-show command: the table with a pass boolean per threshold and per cell, and the figure."""
+    import json
+
+    from hybridopt import cli
+
+    if not SHARED.is_dir():
+        pytest.skip(f"real logs not present at {SHARED}")
+    assert cli.main(["validate-testbed", "--data", str(SHARED), "--out", str(tmp_path), "--no-in-sample"]) == 0
+    res = json.loads((tmp_path / "validation.json").read_text())
+    assert (tmp_path / "validation.png").stat().st_size > 10_000
+    assert res["data"]["lines"] == 65023
+    assert [f["held_out_session"] for f in res["folds"]] == ["early_morning_low_load", "midday_medium_load",
+                                                             "morning_peak_ramp_load"]
+    assert sorted(res["folds"][2]["held_out_runs"]) == ["late_night_ramp_load", "morning_peak_ramp_load"]
+    t = res["out_of_sample"]["thresholds"]
+    assert set(t) == {"latency_median", "latency_p95", "faster_platform", "cold_start_rate", "pass"}
+    assert all(isinstance(x["pass"], bool) for x in t.values() if isinstance(x, dict))
+    judged = [c for c in res["out_of_sample"]["cells"] if c["judged"]]
+    assert len(judged) >= 20 and all(isinstance(c["pass_median"], bool) for c in judged)
+    assert res["pass"] == t["pass"]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared_data
+def test_report_section_on_two_real_sessions_is_cached(tmp_path) -> None:
+    """01_collect's section for a profile with real logs: tables, figure, reuse unless forced."""
+    import shutil
+
+    src = SHARED / "variance-experiment"
+    if not src.is_dir():
+        pytest.skip(f"real logs not present at {src}")
+    data = tmp_path / "logs"
+    for run in ("early_morning_low_load", "midday_medium_load"):
+        shutil.copytree(src / run, data / run)
+    params = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)}})
+    s = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
+    assert s.kind == "real-logs" and "leave-one-session-out" in s.text
+    assert set(s.tables) >= {"thresholds", "cells_out_of_sample", "calibration_service", "model_client", "folds"}
+    assert len(s.tables["folds"]) == 2 and s.figure.exists()
+    stamp = (tmp_path / "out" / "validation.json").stat().st_mtime_ns
+    again = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
+    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns == stamp
+    assert again.tables["thresholds"].equals(s.tables["thresholds"])
+    v.report_section(params, force=True, out_dir=tmp_path / "out", in_sample=False)
+    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns != stamp

@@ -233,10 +233,10 @@ def _logged_share(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], op
         ok = (run["ok"] & run["platform"].isin(PLATFORMS)).to_numpy()
         keys = run["platform"].astype(str) + "|" + run["workload_type"].astype(str)
         frame = pd.DataFrame({"key": keys.to_numpy(), "bin": bin_idx, "ok": ok}, index=run.index)
-        counts = frame[frame["ok"]].groupby(["key", "bin"]).size()
-        vals = [counts.get((k, bi), 0) / expected[bi] if expected[bi] >= 1.0 else np.nan
-                for k, bi in zip(frame["key"], frame["bin"])]
-        share.loc[run.index] = vals
+        counts = frame[frame["ok"]].groupby(["key", "bin"]).size().rename("n").reset_index()
+        n = frame[["key", "bin"]].merge(counts, on=["key", "bin"], how="left")["n"].fillna(0).to_numpy()
+        exp = expected[frame["bin"].to_numpy()]
+        share.loc[run.index] = np.where(exp >= 1.0, n / np.maximum(exp, 1e-12), np.nan)
     return share
 
 
@@ -262,19 +262,26 @@ def linear_fit(payload_mb: np.ndarray, y_ms: np.ndarray, *, n_boot: int = 200, s
     groups = [y[inv == i] for i in range(len(sizes))]
     counts = np.array([len(g) for g in groups], dtype=np.float64)
 
-    def line(meds: np.ndarray) -> tuple[float, float]:
+    def line(meds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted least squares (weights = rows per size) of medians on sizes; meds: (k, sizes)."""
         if len(sizes) < 2:
-            return float(meds[0]), 0.0
-        b_, a_ = np.polyfit(sizes, meds, 1, w=np.sqrt(counts))
-        return float(a_), float(b_)
+            return meds[:, 0], np.zeros(len(meds))
+        wt = counts / counts.sum()
+        xm = float((wt * sizes).sum())
+        ym = meds @ wt
+        sxx = float((wt * (sizes - xm) ** 2).sum())
+        b_ = ((meds - ym[:, None]) * (wt * (sizes - xm))).sum(axis=1) / sxx
+        return ym - b_ * xm, b_
 
-    a, b = line(np.array([np.median(g) for g in groups]))
+    a0, b0 = line(np.array([[np.median(g) for g in groups]]))
+    a, b = float(a0[0]), float(b0[0])
     rng = np.random.default_rng(seed)
-    boot = np.array([line(np.array([np.median(rng.choice(g, len(g))) for g in groups])) for _ in range(n_boot)])
-    a_se, b_se = (float(v) for v in boot.std(axis=0, ddof=1))
+    boot_meds = np.column_stack([np.median(rng.choice(g, (n_boot, len(g))), axis=1) for g in groups])
+    ba, bb = line(boot_meds)
+    a_se, b_se = float(np.std(ba, ddof=1)), float(np.std(bb, ddof=1))
     if len(sizes) < 2 or abs(b) < 2 * b_se:
         a, b, b_se = float(np.median(y)), 0.0, 0.0
-        a_se = float(np.std([np.median(rng.choice(y, len(y))) for _ in range(n_boot)], ddof=1))
+        a_se = float(np.std(np.median(rng.choice(y, (n_boot, len(y))), axis=1), ddof=1))
     fitted = a + b * x
     good = (fitted > 0) & (y > 0)
     if good.sum() > 2:
@@ -741,7 +748,9 @@ def fit_service_entries(rows: pd.DataFrame, client: ClientFit, testbed: Any, wor
         else:
             share = min(1.0, float(workloads[w].fargate.vcpu))
             g = g.assign(rate_bin=np.floor(g["offered_rate_rps"] / opts.rate_bin_rps))
-            limit = np.array([no_queue.get((s_, rb), np.nan) for s_, rb in zip(g["session"], g["rate_bin"])])
+            limit = (g[["session", "rate_bin"]].astype({"session": str})
+                     .merge(no_queue.rename("limit").reset_index().astype({"session": str}),
+                            on=["session", "rate_bin"], how="left")["limit"].to_numpy())
             g = g[g["overhead_ms"].to_numpy() <= limit]
             rtt = g["session"].astype(str).map(client.rtt_ms_by_session).to_numpy(dtype=np.float64)
             ok = np.isfinite(rtt)

@@ -324,3 +324,90 @@ def figure(result: Mapping[str, Any], path: Any) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------- report section
+@dataclass
+class ReportSection:
+    """What 01_collect shows about the platform model for a profile: for profiles with real logs the
+    calibration and validation tables (and the figure); for simulated profiles the simulator's
+    summary per window and platform."""
+    kind: str                              # "real-logs" | "simulator" | "none"
+    text: str
+    tables: dict[str, pd.DataFrame]
+    figure: Any = None                     # path of a PNG, or None
+    result: dict[str, Any] | None = None
+
+
+def simulator_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, platform): lines, errors by kind, cold starts, median and p95 total_ms of successes."""
+    d = df.assign(ok_ms=df["total_ms"].where(df["error"].isna()))
+    g = d.groupby(["time_window", "platform"], observed=True, sort=False)
+    out = g.agg(lines=("total_ms", "size"), errors=("error", lambda s: int(s.notna().sum())),
+                cold_starts=("cold_start", lambda s: int(s.fillna(False).astype(bool).sum())),
+                median_ms=("ok_ms", "median"), p95_ms=("ok_ms", lambda s: s.quantile(0.95)))
+    return out.reset_index()
+
+
+def report_section(params: Params, force: bool = False, out_dir: Any = None, in_sample: bool = True) -> ReportSection:
+    """Build (or reuse, unless `force`) the platform-model section of the collection report (files
+    under reports/<profile>/validate-testbed/, reused while the input hash and params hash match)."""
+    import json
+    from pathlib import Path
+
+    from .ingest import ingest
+
+    if params.source == "legacy":
+        out = Path(out_dir) if out_dir else params.path("reports_dir") / "validate-testbed"
+        out.mkdir(parents=True, exist_ok=True)
+        result = ingest(params)
+        vpath, cpath, fig = out / "validation.json", out / "calibration.json", out / "validation.png"
+        cached = None
+        if not force and vpath.exists() and cpath.exists() and fig.exists():
+            cached = json.loads(vpath.read_text())
+            if cached.get("data", {}).get("input_hash") != result.input_hash or cached.get("params_hash") != params.hash:
+                cached = None
+        if cached is None:
+            fit = cal.calibrate(result.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
+            cpath.write_text(json.dumps(fit.as_dict(), indent=1))
+            cached = validate(result.requests, params, in_sample=in_sample)
+            cached["data"] = {**result.summary(), "data_dir": str(result.data_dir)}
+            cached["params_hash"] = params.hash
+            vpath.write_text(json.dumps(cached, indent=1, default=str))
+            figure(cached, fig)
+        fit_d = json.loads(cpath.read_text())
+        tables = {"thresholds": thresholds_frame(cached),
+                  "cells_out_of_sample": cells_frame(cached["out_of_sample"]) if cached.get("out_of_sample") else pd.DataFrame(),
+                  "calibration_service": _fit_table(fit_d, "service"),
+                  "calibration_network": _fit_table(fit_d, "network"),
+                  "model_client": pd.DataFrame([{k: v for k, v in fit_d["model"]["client"].items() if k != "bins"}]),
+                  "folds": pd.DataFrame([{"held_out": f["held_out_session"], "fitted_on": ", ".join(f["fitted_on"]),
+                                          "rtt_ms": f["fit"]["rtt_ms"], "upload_mbps": f["fit"]["upload_mbps"],
+                                          "inflation_ms_per_rps": f["fit"]["inflation_ms_per_rps"]}
+                                         for f in cached["folds"]])}
+        text = (f"{cached['method']}. Out of sample: "
+                + ", ".join(f"{k} {'PASS' if v['pass'] else 'FAIL'}" for k, v in cached["out_of_sample"]["thresholds"].items()
+                            if isinstance(v, dict))
+                if cached.get("out_of_sample") else cached["method"])
+        return ReportSection("real-logs", text, tables, fig, cached)
+    if params.source == "simulator":
+        raw = params.path("raw_dir")
+        if not raw.is_dir() or not any(raw.glob("*.jsonl")):
+            return ReportSection("simulator", f"no simulated logs under {raw} yet (python -m hybridopt simulate "
+                                              f"--profile {params.profile})", {})
+        df = ingest(params, raw).requests
+        tb = params.testbed
+        return ReportSection("simulator", f"{len(df):,} simulated lines; client preset {tb.client_preset}, "
+                                          f"service preset {tb.service_preset}",
+                             {"simulator_summary": simulator_summary(df)})
+    return ReportSection("none", f"profile {params.profile} has source {params.source}: no platform-model section", {})
+
+
+def _fit_table(fit_d: Mapping[str, Any], part: str) -> pd.DataFrame:
+    rows = []
+    for w, by_p in fit_d.get(part, {}).items():
+        for p, f in by_p.items():
+            rows.append({"workload": w, "platform": p, "intercept_ms": f["intercept_ms"], "se_ms": f["intercept_se_ms"],
+                         "slope_ms_per_mb": f["slope_ms_per_mb"], "slope_se": f["slope_se_ms_per_mb"],
+                         "sigma_log": f["sigma_log"], "n": f["n"], "selection": f.get("selection", "")})
+    return pd.DataFrame(rows)
