@@ -234,3 +234,21 @@ def test_replace_block_is_idempotent_and_keeps_the_rest() -> None:
     assert yaml.safe_load(end)["testbed"]["service_presets"]["fitted"] == {"d": "x"}
     with pytest.raises(ValueError, match="no 'nope:'"):
         cal.replace_block(text, "nope", "fitted", blk)
+
+
+@pytest.mark.parametrize("client, service", [("fitted", "fitted"), ("fitted", "measured"), ("distant", "fitted")])
+def test_full_profile_can_select_the_written_presets(client: str, service: str) -> None:
+    """params/testbed.yaml holds the presets written by `calibrate --write` and the workload
+    benchmark; the full profile selects them and the platform model runs with them."""
+    from hybridopt.params import load_params
+    from hybridopt.platforms import PlatformModel
+
+    p = load_params("full", overrides={"testbed": {"client_preset": client, "service_preset": service}})
+    assert p.testbed.client.rtt_ms.basis == ("fitted" if client == "fitted" else "assumption")
+    entry = p.testbed.service.workloads["heavy_processing"]["lambda"]
+    assert entry.cpu_ms_per_mb.basis == ("fitted" if service == "fitted" else "measured")
+    model = PlatformModel.from_params(p, seed=1)
+    for i, w in enumerate(p.workloads):
+        for platform in ("lambda", "ecs"):
+            o = model.handle(10.0 * i, platform, w, int(p.workloads[w].payload_sizes_kb[0] * 1024))
+            assert o.ok and o.total_ms > 0 and o.execution_time_ms > 0, (w, platform, o)

@@ -397,9 +397,13 @@ def report_section(params: Params, force: bool = False, out_dir: Any = None, in_
                                               f"--profile {params.profile})", {})
         df = ingest(params, raw).requests
         tb = params.testbed
+        summary = simulator_summary(df)
+        order = {w: tw.code for w, tw in params.time_windows.items()}
+        summary = summary.sort_values(["time_window", "platform"],
+                                      key=lambda c: c.astype(str).map(order) if c.name == "time_window" else c.astype(str))
         return ReportSection("simulator", f"{len(df):,} simulated lines; client preset {tb.client_preset}, "
                                           f"service preset {tb.service_preset}",
-                             {"simulator_summary": simulator_summary(df)})
+                             {"simulator_summary": summary.reset_index(drop=True)})
     return ReportSection("none", f"profile {params.profile} has source {params.source}: no platform-model section", {})
 
 
@@ -411,3 +415,27 @@ def _fit_table(fit_d: Mapping[str, Any], part: str) -> pd.DataFrame:
                          "slope_ms_per_mb": f["slope_ms_per_mb"], "slope_se": f["slope_se_ms_per_mb"],
                          "sigma_log": f["sigma_log"], "n": f["n"], "selection": f.get("selection", "")})
     return pd.DataFrame(rows)
+
+
+def ensure_simulated(params: Params, force: bool = False, seed: int = 42) -> dict[str, Any]:
+    """For a profile whose source is `simulator`: its logs, generated with `python -m hybridopt
+    simulate` (the simulator's own command, seed 42 as its default) unless raw_dir already holds a
+    simulation of the same params (manifest params_hash); other sources: nothing to do."""
+    import json
+
+    from . import cli
+
+    if params.source != "simulator":
+        return {"status": f"source {params.source}: nothing to simulate", "ran": False}
+    raw = params.path("raw_dir")
+    mpath = raw / "manifest.json"
+    if not force and mpath.exists():
+        m = json.loads(mpath.read_text())
+        if m.get("params_hash") == params.hash:
+            return {"status": f"simulated logs already in {raw} ({m.get('lines', 0):,} lines, seed {m.get('seed')}); "
+                              "force=True regenerates them", "ran": False, "manifest": m}
+    rc = cli.main(["simulate", "--profile", params.profile, "--seed", str(seed)])
+    if rc != 0:
+        raise RuntimeError(f"python -m hybridopt simulate --profile {params.profile} exited with {rc}")
+    m = json.loads(mpath.read_text())
+    return {"status": f"simulated {m.get('lines', 0):,} lines into {raw}", "ran": True, "manifest": m}
