@@ -130,3 +130,35 @@ def test_shap_interactions_of_best_model(run, tiny_params, tiny_table):
     np.testing.assert_allclose(expl.values.sum(axis=1) + expl.base_values, raw, atol=1e-4)
     top, secs = interaction_strengths(model, X, top=5)
     assert len(top) == 5 and (top["mean_abs_interaction"].diff().dropna() <= 1e-12).all()
+
+
+def test_evaluate_command_scores_a_folder_of_contract_logs(run, tiny_params, tmp_path):
+    """`python -m hybridopt evaluate` through the real ingest/audit/cost/pairing/labels, on logs with
+    a time window the model never saw in training (late_night)."""
+    from hybridopt.cli import main
+    from tests.conftest import contract_line, write_jsonl
+
+    model_dir = save_artifacts(run, tiny_params, tmp_path / "model")
+    new = synthetic_table(tiny_params, 160, seed=21, time_windows=["late_night", "midday"]).table
+    lines = []
+    for r in new.itertuples():
+        for plat, lat in (("lambda", r.lambda_latency_ms), ("ecs", r.ecs_latency_ms)):
+            lines.append(contract_line(
+                request_id=f"{r.pair_id}-{plat}", pair_id=r.pair_id, run_id=str(r.run_id), platform=plat,
+                workload_type=str(r.workload_type), target_payload_size_kb=float(r.payload_size_kb),
+                time_window=str(r.time_window), load_pattern=str(r.load_pattern),
+                sent_at=r.sent_at.isoformat(), total_ms=float(lat), first_byte_ms=float(lat) * 0.9,
+                execution_time_ms=float(lat) * 0.8, billed_duration_ms=float(np.ceil(lat * 0.8)),
+                memory_limit_mb=float(tiny_params.workloads[str(r.workload_type)].lambda_memory_mb)
+                if plat == "lambda" else None,
+                cold_start=False if plat == "lambda" else None, instance_id=f"{plat}-1",
+                actual_payload_size_kb=float(r.payload_size_kb)))
+    write_jsonl(tmp_path / "logs" / "run.jsonl", lines)
+    rc = main(["evaluate", "--profile", "thesis-2025-11", "--data", str(tmp_path / "logs"),
+               "--model", str(model_dir), "--out", str(tmp_path / "out")])
+    assert rc == 0
+    res = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert res["n_pairs"] == 160 and res["n_scored"] == 160 and res["pairs_direct"] == 160
+    assert res["unseen_in_training"]["time_window"]["late_night"] > 0
+    assert 0 <= res["metrics"]["accuracy"] <= 1
+    assert {r["policy"] for r in res["decision"]} >= {"model", "oracle", "static_rule", "always_lambda"}
