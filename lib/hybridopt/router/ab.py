@@ -258,7 +258,7 @@ def plan_power(result: ABResult, plan_requests: int, treatment_share: float = 0.
                      "mde_relative": mde / abs(base) if base else float("nan"),
                      "requests_for_observed": needed(row["difference"]),
                      "requests_for_target": needed(target_relative * base) if base else float("nan"),
-                     "plan_detects_observed": abs(row["difference"]) >= mde})
+                     "plan_detects_observed": bool(mde > 0 and abs(row["difference"]) >= mde)})
     out = pd.DataFrame(rows).set_index("metric")
     out.attrs.update(plan_requests=plan_requests, treatment_share=treatment_share, alpha=alpha, power=power,
                      target_relative=target_relative)
