@@ -684,7 +684,8 @@ def fit_client(rows: pd.DataFrame, testbed: Any, reference_rate_rps: float, opts
         if len(g) < opts.min_rows:
             continue
         const = k["gw_ms"] + k["runtime_ms"] if pl == "lambda" else k["alb_ms"] + k["sample_ms"]
-        v = g["overhead_ms"].to_numpy() - const
+        # the inflation is added after the jittered round trips: take it out before the log spread
+        v = g["overhead_ms"].to_numpy() - const - m * np.maximum(0.0, g["offered_rate_rps"].to_numpy() - reference_rate_rps)
         v = v[v > 0]
         if len(v) >= opts.min_rows:
             lv = np.log(v)
