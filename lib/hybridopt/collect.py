@@ -44,7 +44,8 @@ Output, per window, under `params.path("raw_dir") / <run_id>/` (run_id = `<profi
   | `checks` | lines_equal_attempts, http_requests_equal_attempts, attempts_equal_two_per_pair, health_final |
   | `artillery` | exit code, counters summary (http.requests, codes, errors, per-endpoint, outcomes), report path |
   | `outcomes` | lines by platform and error kind ("ok" = success) |
-  | `generator` | {cpu_pct_p50, cpu_pct_p95, cpu_pct_max, event_loop_lag_ms_p50, event_loop_lag_ms_p99, saturated, reason, thresholds} |
+  | `generator` | load-generator health: cpu_pct_p50/p95/max (Artillery process tree, % of one core, while the phases ran), event_loop_lag_ms_p50/p99/max (worker, every 10 ms timer sample of the run), event_loop_stalls (1 s periods with a delay > 100 ms), saturated, reason, the limits from params |
+  | `testbed` | testbed only: model_time_s_before/after and the admin stats after the window (cold starts, queues, ...) |
   | `targets` | redacted base URLs (no user info or query) |
   | `http_timeout_s`, `artillery_version`, `node_version` | set-up |
 
@@ -63,8 +64,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import loadgen
 from .params import Params, ParamsError
@@ -481,7 +485,7 @@ def collect(params: Params, *, force: bool = False, allow_outside_window: bool =
                 progress({"event": "warning", "message": f"{w} was collected with other params "
                           f"(hash {m.get('params_hash')} vs {params.hash}); --force redoes it"})
     if not todo:
-        return _manifests(params)
+        return manifests(params)
     now = now or _now_utc()
     tz = ZoneInfo(params.timezone)
     if source == "aws":
@@ -514,16 +518,27 @@ def collect(params: Params, *, force: bool = False, allow_outside_window: bool =
                        progress=progress, node=node)
     finally:
         target.stop()
-    return _manifests(params)
+    return manifests(params)
 
 
-def _manifests(params: Params) -> list[dict[str, Any]]:
+def manifests(params: Params) -> list[dict[str, Any]]:
+    """Every window's manifest in schedule order (status 'pending' when it has none)."""
     out = []
     for w in loadgen.schedule(params):
         m = read_manifest(run_dir_for(params, w))
         out.append(m if m is not None else {"run_id": loadgen.run_id_for(params, w), "time_window": w,
                                             "status": "pending"})
     return out
+
+
+def run_profile(params: Params, *, force: bool = False, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """What notebook 01 runs: collect (testbed/aws) the pending windows, or, for sources this module
+    does not drive (legacy logs read in place, the simulator), only return the manifests found."""
+    if params.source in ("testbed", "aws"):
+        return collect(params, force=force, progress=progress)
+    (progress or _print_progress)({"event": "warning", "message": f"source {params.source!r}: nothing for "
+                                   f"Artillery to collect; summarising what is on disk"})
+    return manifests(params) if params.source == "simulator" else []
 
 
 # ------------------------------------------------------------------------------------------ summaries
@@ -548,6 +563,23 @@ def summary_rows(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"error_{k}"] = kinds[k]
         rows.append(row)
     return rows
+
+
+def summary_frame(mans: Sequence[dict[str, Any]]) -> "pd.DataFrame":
+    """summary_rows as a DataFrame (one row per window)."""
+    import pandas as pd
+
+    return pd.DataFrame(summary_rows(mans))
+
+
+def outcomes_frame(mans: Sequence[dict[str, Any]]) -> "pd.DataFrame":
+    """Long table of lines per window, platform and outcome ("ok" or the error kind)."""
+    import pandas as pd
+
+    rows = [{"time_window": m.get("time_window"), "platform": plat, "outcome": kind, "lines": n}
+            for m in mans for plat, per in ((m.get("outcomes") or {}).get("by_platform") or {}).items()
+            for kind, n in per.items()]
+    return pd.DataFrame(rows, columns=["time_window", "platform", "outcome", "lines"])
 
 
 def legacy_summary(params: Params) -> list[dict[str, Any]]:
