@@ -101,6 +101,9 @@ def test_artifacts_serve_without_pickle_and_evaluate_unseen_categories(run, tiny
     for key in ("metrics", "verdicts", "ceiling", "chosen_settings", "selection", "params_hash", "git",
                 "library_versions", "data"):
         assert key in meta
+    from hybridopt.modeling.evaluate import training_overlap
+    assert training_overlap(out, tiny_table) == {
+        "train_or_validation": run.split_sizes["train"] + run.split_sizes["validation"], "test": run.split_sizes["test"]}
     served = load_serving(out)
     spec = FeatureSpec.from_params(tiny_params)
     X = feature_matrix(tiny_table, spec)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..modeling.artifacts import ArtifactError, jsonable, load_serving
-    from ..modeling.evaluate import pairs_from_logs, score_pairs
+    from ..modeling.evaluate import pairs_from_logs, score_pairs, training_overlap
 
     params = load_params(args.profile)
     t0 = time.perf_counter()
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     res = score_pairs(model, pairs, label, params.training.ceiling_min_group, params.training.ceiling_folds,
                       params.training.seed)
     res = {"profile": params.profile, "model_dir": str(model_dir), "model_profile": model.meta.get("profile"),
-           "model": model.meta["serving"].get("model"), **info, **res}
+           "model": model.meta["serving"].get("model"), **info, **res,
+           "overlap_with_training": training_overlap(model_dir, pairs)}
     out_dir = args.out or params.path("reports_dir") / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "evaluation.json"
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
             r = d.loc[pol]
             rows.append((f"policy {pol}", f"${r['total_cost_usd']:.4f}, p50 {r['latency_p50_ms']:.0f} ms, "
                                           f"p95 {r['latency_p95_ms']:.0f} ms, regret ${r['regret_cost_usd']:.4f}"))
+    ov = res["overlap_with_training"]
+    if ov.get("train_or_validation"):
+        rows.append(("WARNING", f"{ov['train_or_validation']:,} of these pairs were used to train/select the model: "
+                                "this is not a held-out evaluation"))
     rows += [("seconds", f"{time.perf_counter() - t0:.1f}"), ("wrote", path)]
     print(f"evaluate {params.profile}")
     print(table(rows))

@@ -103,3 +103,17 @@ def pairs_from_logs(params: Params, data_dir: Path | None) -> tuple[pd.DataFrame
             "pairs_direct": int((pairs["pairing"] == "paired").sum()),
             "pairs_matched": int((pairs["pairing"] == "matched").sum())}
     return pairs, info
+
+
+def training_overlap(model_dir: Path, pairs: pd.DataFrame) -> dict[str, int]:
+    """How many of these pairs the model was trained, selected or tested on (by pair_id, from the
+    model's analysis/splits.parquet; empty when that file is absent)."""
+    path = Path(model_dir) / "analysis" / "splits.parquet"
+    if not path.is_file() or "pair_id" not in pairs.columns:
+        return {}
+    splits = pd.read_parquet(path)
+    ids = set(pairs["pair_id"].astype(str))
+    inside = splits[splits["pair_id"].astype(str).isin(ids)]
+    counts = inside["split"].value_counts()
+    return {"train_or_validation": int(counts.get("train", 0) + counts.get("validation", 0)),
+            "test": int(counts.get("test", 0))}
