@@ -1,6 +1,6 @@
-"""notebooks/01_collect.ipynb executed with real papermill for the profiles it only summarises (the
-testbed profile's six-minute collection is run by run_all, not by a unit test): legacy logs on disk
-(thesis-2025-11) and a simulator profile (smoke: its cell for the calibration work)."""
+"""notebooks/01_collect.ipynb executed with real papermill for the profiles Artillery does not collect
+(the testbed profile's six-minute collection is run by run_all, not by a unit test): legacy logs on
+disk (thesis-2025-11) and a simulator profile (smoke: the calibration work's simulator cell)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_notebook_follows_the_house_rules() -> None:
         assert c.execution_count is None and not c.outputs
         assert "def " not in c.source and "class " not in c.source
     assert any("SIMULATOR CELL" in c.source for c in code)
+    assert any("collect.run_profile(params, force=force)" in c.source for c in code)
 
 
 @pytest.mark.slow
@@ -57,4 +58,4 @@ def test_notebook_summarises_legacy_logs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_notebook_runs_for_a_simulator_profile(tmp_path: Path) -> None:
     nb = _run("smoke", tmp_path)
-    assert "source is simulator" in _text(nb)
+    assert "source 'simulator': nothing for Artillery to collect" in _text(nb)
