@@ -271,3 +271,20 @@ def test_sigint_mid_window_on_the_testbed_keeps_every_line(tmp_path: Path) -> No
     assert m["wall_s"] < 30  # stopped well before the phases' end
     assert_contract(p, recs)
     assert not collect.is_done(p, "midday")  # the next call redoes it
+
+
+@pytest.mark.slow
+@needs_artillery
+def test_a_failing_window_is_recorded_and_reported(tmp_path: Path) -> None:
+    p = qparams(tmp_path)
+    bad = collect.Target("testbed", "ftp://127.0.0.1:9", "http://127.0.0.1:9")
+    with pytest.raises(collect.CollectionFailed, match="targets.lambda_base_url") as info:
+        collect.collect(p, windows=["midday"], target_factory=lambda params: bad, progress=lambda e: None)
+    m = next(x for x in info.value.manifests if x["time_window"] == "midday")
+    assert m["status"] == "failed" and m["artillery"]["exit_code"] != 0
+    assert m["lines_written"] == m["attempts_made"] == 0
+    assert not m["generator"]["saturated"]           # start-up CPU is not the run's
+    assert any("must start with http" in e for e in m["errors_excerpt"])
+    assert not collect.is_done(p, "midday")
+    with pytest.raises(FileNotFoundError, match="not a working Node.js"):
+        collect.run_window(p, "midday", bad, virtual_start=None, node="/nonexistent/node")

@@ -82,6 +82,15 @@ class CollectionRefused(RuntimeError):
     """Collection will not run now (outside the windows, no opt-in, wrong source): the message says why."""
 
 
+class CollectionFailed(RuntimeError):
+    """A window failed (Artillery did not finish) or lost lines; every manifest is written before this
+    is raised. `manifests` holds them all."""
+
+    def __init__(self, message: str, manifests: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.manifests = manifests
+
+
 # --------------------------------------------------------------------------------------------- targets
 @dataclass
 class Target:
@@ -297,6 +306,10 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
     pattern = params.load_patterns[tw.load_pattern]
     adir = loadgen.artillery_dir(params)
     loadgen.check_installed(adir)
+    node_version = _node_version(node)
+    if not node_version or not node_version.startswith("v"):
+        raise FileNotFoundError(f"{node!r} is not a working Node.js (Artillery needs Node >= 18.16.1; set "
+                                f"HYBRIDOPT_NODE to its path)")
     yml = loadgen.config_file_for(tw.load_pattern)
     run_id = loadgen.run_id_for(params, window)
     run_dir = run_dir_for(params, window)
@@ -336,7 +349,7 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
         "targets": {"lambda": loadgen.redact_url(target.lambda_base_url),
                     "ecs": loadgen.redact_url(target.ecs_base_url)},
         "http_timeout_s": c.http_timeout_s, "artillery_version": loadgen.ARTILLERY_VERSION,
-        "node_version": _node_version(node), "artillery_config": yml,
+        "node_version": node_version, "artillery_config": yml,
     }
     write_manifest(run_dir, manifest)
     target.begin_window(window, vstart)
@@ -424,8 +437,9 @@ def _finish(params: Params, run_dir: Path, report_path: Path, rc: int | None, in
     ends = [_epoch(r.get("t")) for r in health if r.get("final")]
     t_start = min((s for s in starts if s is not None), default=None)
     t_end = max((e for e in ends if e is not None), default=None)
+    # CPU while the phases ran (not Artillery's start-up); none if the run never started
     cpu = [pct for t, pct in cpu_samples
-           if (t_start is None or t >= t_start + 1.0) and (t_end is None or t <= t_end)]
+           if t_start is not None and t >= t_start + 1.0 and (t_end is None or t <= t_end)]
     g = params.collection.generator
     generator = loadgen.generator_health(cpu, health, g.cpu_pct_p95_max, g.event_loop_lag_ms_p99_max)
     if interrupted or rc in (130, 143, -2, -15):
@@ -446,7 +460,17 @@ def _finish(params: Params, run_dir: Path, report_path: Path, rc: int | None, in
             "artillery": {"exit_code": rc, "report": report_path.name if report is not None else None,
                           "counters": counters},
             "outcomes": loadgen.outcome_counts(run_dir), "generator": generator,
-            "health_workers": totals["workers"]}
+            "health_workers": totals["workers"],
+            "errors_excerpt": None if status == "complete" else _log_errors(run_dir / loadgen.LOG_NAME)}
+
+
+def _log_errors(log: Path, limit: int = 5) -> list[str]:
+    """The first error lines of Artillery's console log (why a run failed)."""
+    if not log.is_file():
+        return []
+    lines = log.read_text(errors="replace").splitlines()
+    hits = [ln.strip() for ln in lines if "error" in ln.lower()][:limit]
+    return hits or [ln.strip() for ln in lines[-limit:]]
 
 
 def _epoch(iso: Any) -> float | None:
@@ -507,18 +531,28 @@ def collect(params: Params, *, force: bool = False, allow_outside_window: bool =
     factory = target_factory or (start_testbed if source == "testbed" else aws_target)
     target = factory(params)
     vdate = _virtual_date(params, now.astimezone(tz).date())
+    problems = []
     try:
         for w in todo:
             vstart = None
             if source == "testbed":
                 vstart = loadgen.window_bounds(params, w, vdate)[0]
-            run_window(params, w, target, virtual_start=vstart,
-                       outside_window=(source == "aws" and allow_outside_window
-                                       and loadgen.open_window(params, _now_utc()) != w),
-                       progress=progress, node=node)
+            m = run_window(params, w, target, virtual_start=vstart,
+                           outside_window=(source == "aws" and allow_outside_window
+                                           and loadgen.open_window(params, _now_utc()) != w),
+                           progress=progress, node=node)
+            if m["status"] != "complete":
+                problems.append(f"{m['run_id']}: {m['status']} (Artillery exit code {m['artillery']['exit_code']}): "
+                                f"{'; '.join(m.get('errors_excerpt') or [])[:500]}")
+            elif not m["checks"]["lines_equal_attempts"]:
+                problems.append(f"{m['run_id']}: {m['lines_written']} lines for {m['attempts_made']} attempts")
     finally:
         target.stop()
-    return manifests(params)
+    result = manifests(params)
+    if problems:
+        raise CollectionFailed("collection incomplete (manifests and artillery.log under "
+                               f"{params.path('raw_dir')}):\n  " + "\n  ".join(problems), result)
+    return result
 
 
 def manifests(params: Params) -> list[dict[str, Any]]:

@@ -35,9 +35,13 @@ def run(args: argparse.Namespace) -> int:
     except collect.CollectionRefused as exc:
         print(f"collect refused: {exc}")
         return 3
+    except collect.CollectionFailed as exc:
+        print(f"collect failed: {exc}")
+        manifests = exc.manifests
     except KeyboardInterrupt as exc:
         print(f"collect interrupted: {exc}")
         return 130
+    failed = any(m.get("status") not in ("complete", "pending") for m in manifests)
     rows = collect.summary_rows(manifests)
     print(f"\ncollect: profile {params.profile} ({params.source}), raw logs under {params.path('raw_dir')}")
     print(f"  {'window':<14}{'status':<12}{'attempts':>9}{'lines':>8}{'ok':>7}  errors{'':<28}"
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if r["status"] == "complete" and r["lines_equal_attempts"] is False:
             bad += 1
             print(f"    ! {r['run_id']}: {r['lines_written']} lines for {r['attempts_made']} attempts")
-    return 1 if bad else 0
+    return 1 if bad or failed else 0
 
 
 def _n(v: object) -> str:
