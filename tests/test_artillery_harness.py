@@ -331,7 +331,8 @@ def test_server_gone_mid_run_is_logged_as_connection_failures(tmp_path: Path) ->
     assert m["clock"] == "real"
 
 
-def _sigint_run(tmp_path: Path, grace_s: float, sleep_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _sigint_run(tmp_path: Path, grace_s: float, sleep_s: float,
+                sig: int = signal.SIGINT) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     server = StubServer(lambda path, n, h: ("sleep", sleep_s, ("json", 200, default_body(path, n))))
     params = small_params(tmp_path, window_wall_s=30, drain_grace_s=grace_s, http_timeout_s=20)
     main = threading.main_thread().ident
@@ -342,7 +343,7 @@ def _sigint_run(tmp_path: Path, grace_s: float, sleep_s: float) -> tuple[dict[st
         deadline = time.time() + 40
         while time.time() < deadline and sum(loadgen.count_lines(run_dir).values() or [0]) < 20:
             time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C at the orchestrator
+        os.kill(os.getpid(), sig)  # Ctrl-C (or a kill) at the orchestrator
 
     threading.Thread(target=interrupt, daemon=True).start()
     try:
@@ -377,3 +378,11 @@ def test_sigint_without_drain_accounts_for_abandoned_attempts(tmp_path: Path) ->
         load_params("quick", overrides={"data": {"raw_dir": str(tmp_path / "raw")}}), "evening")))
     ids = {a["request_id"] for a in health["abandoned_in_flight"]}
     assert len(ids) == m["attempts_abandoned"] and not ids & {r["request_id"] for r in recs}
+
+
+@pytest.mark.slow
+@needs_artillery
+def test_sigterm_to_the_orchestrator_ends_the_window_like_ctrl_c(tmp_path: Path) -> None:
+    m, recs = _sigint_run(tmp_path, grace_s=10, sleep_s=0.5, sig=signal.SIGTERM)
+    assert m["status"] == "interrupted" and m["lines_written"] == m["attempts_made"] == len(recs) >= 20
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the orchestrator's handler is gone again

@@ -359,6 +359,10 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
               "virtual_start": manifest["virtual_start"]})
 
     interrupted = False
+    # SIGTERM to the orchestrator ends the window like Ctrl-C (drain, manifest, testbed stopped)
+    # instead of leaving Artillery running in its own session
+    prev_term = (signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+                 if threading.current_thread() is threading.main_thread() else None)
     with open(run_dir / loadgen.LOG_NAME, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -383,6 +387,8 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
                 _interrupt(proc, c.drain_grace_s + 15)
             sampler.stop()
             sampler.join(timeout=5)
+            if prev_term is not None:
+                signal.signal(signal.SIGTERM, prev_term)
     rc = proc.returncode
     ended = _now_utc()
     manifest.update(_finish(params, run_dir, report_path, rc, interrupted, sampler.samples))
@@ -398,6 +404,10 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
     if interrupted:
         raise KeyboardInterrupt(f"collection interrupted in {run_id}; its manifest is {run_dir / 'manifest.json'}")
     return manifest
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _interrupt(proc: subprocess.Popen[bytes], wait_s: float) -> None:
