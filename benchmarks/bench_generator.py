@@ -94,6 +94,17 @@ def generator_run(seconds: int, rate: float, size_kb: float) -> dict:
         sink.wait(timeout=10)
     totals = [r["total_ms"] for r in recs if r["total_ms"] is not None]
     sent = sorted(r["sent_at"] for r in recs)
+    from datetime import datetime
+    pair_t: dict[str, float] = {}
+    for r in recs:
+        t = datetime.fromisoformat(r["sent_at"]).timestamp()
+        pair_t[r["pair_id"]] = min(t, pair_t.get(r["pair_id"], t))
+    ts = sorted(pair_t.values())
+    gaps_ms = [(b - a) * 1000 for a, b in zip(ts, ts[1:])]
+    per_s: dict[int, int] = {}
+    for t in ts[:-1]:
+        per_s[int(t - ts[0])] = per_s.get(int(t - ts[0]), 0) + 1
+    inner = list(per_s.values())[1:-1] or list(per_s.values())
     g = m["generator"]
     return {"pairs_per_s": rate, "requests_per_s": 2 * rate, "body_kb": size_kb, "seconds": seconds,
             "status": m["status"], "attempts": m["attempts_made"], "lines": m["lines_written"],
@@ -104,6 +115,8 @@ def generator_run(seconds: int, rate: float, size_kb: float) -> dict:
             "saturated": g["saturated"], "total_ms_p50": _pct(totals, 0.5), "total_ms_p99": _pct(totals, 0.99),
             "total_ms_mean": round(statistics.fmean(totals), 2) if totals else None,
             "first_sent": sent[0] if sent else None, "last_sent": sent[-1] if sent else None,
+            "pair_gap_ms_p50": _pct(gaps_ms, 0.5), "pair_gap_ms_p99": _pct(gaps_ms, 0.99),
+            "pairs_per_second_min": min(inner) if inner else None, "pairs_per_second_max": max(inner) if inner else None,
             "window_wall_s": round(wall, 1), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
