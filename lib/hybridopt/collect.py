@@ -344,7 +344,7 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
         "phases": [p.config() for p in phases],
         "compression": {"window_wall_s": c.window_wall_s, "pattern_s": pattern.duration_s,
                         "factor": (duration_s / pattern.duration_s), "rate_scale": c.rate_scale},
-        "scheduled_pairs": loadgen.scheduled_pairs(phases),
+        "scheduled_pairs": round(loadgen.scheduled_pairs(phases), 3),
         "attempts_made": None, "lines_written": None,
         "targets": {"lambda": loadgen.redact_url(target.lambda_base_url),
                     "ecs": loadgen.redact_url(target.ecs_base_url)},
