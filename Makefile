@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (Python 3.11 and Node 20 present):
 #   make run    install everything, then run the default profile's pipeline (reports/<profile>/index.html)
 #   make test   install everything, then run the whole test suite (CI runs this)
-PROFILE ?= thesis-2025-11
+PROFILE ?= quick
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

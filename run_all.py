@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_PROFILE = "thesis-2025-11"
+DEFAULT_PROFILE = "quick"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,15 +166,27 @@ def _duplicates(df: pd.DataFrame, result: IngestResult) -> dict[str, Any]:
             "pair_ids_with_one_attempt": int((counts["n"] == 1).sum())}
 
 
-def _latency_ceiling(df: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
-    t_ms = params.audit.client_timeout_s * 1000
+def _client_timeouts_s(result: IngestResult, params: Params) -> dict[str, float]:
+    """The load generator's response timeout per run: the collection manifest's `http_timeout_s`
+    where one was written, else params.audit.client_timeout_s (legacy logs carry no manifest)."""
+    return {str(m["run_id"]): float(m["http_timeout_s"]) for m in result.manifests
+            if m.get("run_id") and isinstance(m.get("http_timeout_s"), (int, float))}
+
+
+def _latency_ceiling(df: pd.DataFrame, result: IngestResult, params: Params) -> list[dict[str, Any]]:
+    per_run = _client_timeouts_s(result, params)
+    timeout_ms = (df["run_id"].astype(str).map(per_run).astype("float64")
+                  .fillna(params.audit.client_timeout_s) * 1000.0)
     rows = []
-    ok = df[df["ok"] & df["platform"].isin(contract.PLATFORMS)]
+    ok_mask = df["ok"] & df["platform"].isin(contract.PLATFORMS)
+    ok = df[ok_mask].assign(_timeout_ms=timeout_ms[ok_mask])
     for (platform, w), g in ok.groupby(["platform", "workload_type"], observed=True):
         x = g["total_ms"].dropna()
         if x.empty:
             continue
+        t_ms = float(g["_timeout_ms"].max())
         rows.append({"platform": str(platform), "workload_type": str(w), "rows": int(len(x)),
+                     "client_timeout_s": t_ms / 1000.0,
                      "p50_ms": float(x.quantile(0.5)), "p99_ms": float(x.quantile(0.99)),
                      "max_ms": float(x.max()),
                      "share_above_90pct_of_timeout": float((x >= 0.9 * t_ms).mean()),
@@ -231,8 +243,9 @@ def _findings(a: dict[str, Any], params: Params) -> list[str]:
         f.append(f"Load patterns never collected: {missing_lp}.")
     censored = [c for c in a["latency_ceiling"] if c["censored_at_client_timeout"]]
     if censored:
-        f.append(f"{len(censored)} platform x workload cells reach the {params.audit.client_timeout_s:.0f} s client "
-                 "timeout: slower responses were never logged, so their latency distributions are censored.")
+        timeouts = ", ".join(sorted({f"{c['client_timeout_s']:g} s" for c in censored}))
+        f.append(f"{len(censored)} platform x workload cells reach the client timeout ({timeouts}): slower "
+                 "responses end as timeouts (or were never logged), so successful latencies are censored there.")
     for g in a["generator"]:
         if g.get("saturated"):
             f.append(f"{g['run_id']}: load generator saturated ({g.get('reason')}).")
@@ -264,7 +277,7 @@ def audit(result: IngestResult, params: Params) -> dict[str, Any]:
         "constant_columns": _constant_columns(df),
         "missing": _missing(df),
         "duplicates": _duplicates(df, result),
-        "latency_ceiling": _latency_ceiling(df, params),
+        "latency_ceiling": _latency_ceiling(df, result, params),
         "generator": _generator(result),
     }
     a["findings"] = _findings(a, params)
