@@ -12,7 +12,7 @@ from typing import Any
 from . import paths
 from .params import Params
 
-LIBRARIES = ("hybridopt", "pandas", "numpy", "scikit-learn", "xgboost-cpu", "lightgbm", "shap", "seaborn",
+LIBRARIES = ("hybridopt", "pandas", "numpy", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "shap", "seaborn",
              "matplotlib", "papermill", "nbconvert", "pydantic", "pyarrow", "boto3")
 
 

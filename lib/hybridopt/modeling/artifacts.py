@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +19,13 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from .. import paths
+from .. import provenance
 from ..features import FeatureSpec
 from ..params import Params
 from .models import BASE_MODELS, SERVING_FORMAT
 from .train import TrainingRun
 
 SERVING_FILES = ("model.txt", "model.json")
-LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "shap", "pyarrow")
 
 
 class ArtifactError(ValueError):
@@ -56,26 +52,6 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    try:
-        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "lib"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = importlib_metadata.version(lib)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return out
-
-
 def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
     tp = params.training
     fmt, file = SERVING_FORMAT[run.best]
@@ -91,8 +67,8 @@ def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
         "data": {"table_hash": run.data_hash, "n_rows": run.n_rows, "split_sizes": run.split_sizes,
                  "split_label_lambda_share": run.split_label_share, "training_categories": run.categories},
         "params_hash": params.hash,
-        "git": git_commit(),
-        "library_versions": library_versions(),
+        "git": {"commit": provenance.git_commit()},
+        "library_versions": provenance.library_versions(),
         "feature_columns": list(run.spec.columns),
         "chosen_settings": {m: s.best_settings for m, s in run.searches.items()},
         "search": {m: {"candidates": s.candidates, "best_candidate": s.best_index + 1,
