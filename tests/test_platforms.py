@@ -267,7 +267,96 @@ def test_client_timeout_turns_a_slow_response_into_a_logged_timeout() -> None:
     m = make({**sleep(HEAVY, "lambda", 15_000)})
     o = m.apply_client_timeout(m.handle(0.0, "lambda", HEAVY, 1024))
     assert o.http_status is None and o.error == "timeout" and o.first_byte_ms is None
-    assert o.total_ms == pytest.approx(o.connect_ms + o.upload_ms + 10_000)
+    assert o.total_ms == 10_000.0                              # counted from the start of the request
+
+
+def slow_client(**extra: Any) -> dict[str, Any]:
+    """The same-region client with a 1 MB/s uplink (8 Mbit/s) and the given overrides."""
+    return {"client_preset": "same_region",
+            "clients": {"same_region": {"upload_mbps": v(8.0), "rtt_jitter_sigma": v(0.0), **extra}}}
+
+
+def test_upload_plus_wait_beyond_the_timeout_is_a_timeout_although_the_platform_finished() -> None:
+    """Artillery's http.timeout is got's timeout.request: it counts from the start of the request, so a
+    5 MB upload (~5 s here) plus a 6 s handler exceed 10 s even though the response's first byte comes
+    only ~6 s after the upload ended (the old reading of the timeout would have logged a success)."""
+    m = make({**slow_client(), **sleep(HEAVY, "lambda", 6000)})
+    raw = m.handle(0.0, "lambda", HEAVY, 5 * MB)
+    assert raw.ok and raw.first_byte_ms < 10_000 < raw.total_ms       # the function ran and answered
+    assert m.lambda_.functions[HEAVY].cold_starts == 1
+    o = m.apply_client_timeout(raw)
+    assert o.error == "timeout" and o.http_status is None and o.total_ms == 10_000.0
+    assert o.execution_time_ms is None and o.cold_start is None
+    assert o.upload_ms == pytest.approx(raw.upload_ms)
+    fast = m.apply_client_timeout(m.handle(100.0, "lambda", HEAVY, 1 * MB))
+    assert fast.ok and fast.total_ms < 10_000                          # within the timeout: untouched
+
+
+def test_lambda_is_never_invoked_when_the_upload_outlasts_the_client_timeout() -> None:
+    body = 6 * MB - 4096                                                # ~12 s at 0.5 MB/s
+    m = make({**slow_client(upload_mbps=v(4.0)), **sleep(HEAVY, "lambda", 100)})
+    o = m.handle(0.0, "lambda", HEAVY, body)
+    assert o.error == "timeout" and o.reason == "client_timeout(upload)" and o.total_ms == 10_000.0
+    assert m.lambda_.functions[HEAVY].cold_starts == 0 and m.dispatched == 0
+    patient = make({**slow_client(upload_mbps=v(4.0), request_timeout_s=v(60.0)), **sleep(HEAVY, "lambda", 100)})
+    assert patient.handle(0.0, "lambda", HEAVY, body).ok and patient.lambda_.functions[HEAVY].cold_starts == 1
+
+
+def test_a_queued_multi_mb_ecs_request_uploads_only_once_a_worker_takes_it() -> None:
+    """Two 3 MB requests occupy both workers; a third 3 MB request waits in the accept queue, where only the
+    receive window (64 KiB) of it can arrive: the rest of its upload starts when a worker takes it, inside
+    the handler's timed region. A queued 10 KB request arrives whole while it waits."""
+    tb = {**slow_client(request_timeout_s=v(120.0)), **sleep(HEAVY, "ecs", 5000, cpu_ms=0.0, cpu_ms_per_mb=0.0)}
+    m = make(tb)
+    c = m.client
+    a, b = (m.handle(0.0, "ecs", HEAVY, 3 * MB) for _ in range(2))
+    assert a.queue_wait_ms == b.queue_wait_ms == 0.0
+    queued = m.handle(0.001, "ecs", HEAVY, 3 * MB)
+    rtt = c.rtt_s
+    upload = c.upload_s(3 * MB, rtt)
+    assert queued.queue_wait_ms > 7000                                # behind ~3 s of upload + 5 s of sleep
+    stalled = upload - c.wire_s(65535, rtt)                            # what was left when the window closed
+    assert queued.execution_time_ms == pytest.approx(5000 + stalled * 1000, abs=5)
+    assert queued.upload_ms > queued.queue_wait_ms                     # the client's upload waited too
+    small = make(tb)
+    small.handle(0.0, "ecs", HEAVY, 3 * MB)
+    small.handle(0.0, "ecs", HEAVY, 3 * MB)
+    little = small.handle(0.001, "ecs", HEAVY, 10_000)
+    assert little.queue_wait_ms > 7000 and little.execution_time_ms == pytest.approx(5000, abs=1)
+    # a receive window as large as the body restores "arrives while queued"
+    wide = make({**tb, "fargate": {"queued_receive_bytes": v(4 * MB)}})
+    wide.handle(0.0, "ecs", HEAVY, 3 * MB)
+    wide.handle(0.0, "ecs", HEAVY, 3 * MB)
+    assert wide.handle(0.001, "ecs", HEAVY, 3 * MB).execution_time_ms == pytest.approx(5000, abs=1)
+
+
+def test_an_abandoned_ecs_request_with_an_incomplete_body_frees_its_worker_at_once() -> None:
+    """Both workers busy with two small requests for 12 s (their clients leave at 10 s, but a sync worker
+    runs a handler whose body it has to the end). Two 3 MB requests queued behind them are abandoned at
+    10 s with their bodies stuck in the receive window: when the workers take them at ~12.1 s they fail at
+    once, so the next request starts right away. If the ALB kept the target connections open, the workers
+    would wait for the bodies until the ALB's idle timeout."""
+    base = {**slow_client(), **sleep(HEAVY, "ecs", 12_000, cpu_ms=0.0, cpu_ms_per_mb=0.0)}
+
+    def run(closes: bool) -> tuple[Any, Any, Any, PlatformModel]:
+        m = make({**base, "fargate": {"alb_closes_target_on_client_close": v(closes)}})
+        a = m.handle(0.0, "ecs", HEAVY, 1024)
+        m.handle(0.0, "ecs", HEAVY, 1024)
+        big = m.handle(0.01, "ecs", HEAVY, 3 * MB)
+        m.handle(0.02, "ecs", HEAVY, 3 * MB)
+        nxt = m.handle(5.0, "ecs", HEAVY, 1024)
+        return a, big, nxt, m
+
+    a, big, nxt, m = run(True)
+    assert a.ok and a.total_ms > 12_000 and a.execution_time_ms == pytest.approx(12_000, abs=2)
+    assert m.apply_client_timeout(a).error == "timeout"               # the client left; the worker did not
+    assert big.error == "timeout" and big.reason == "client_timeout(body_incomplete)" and big.total_ms == 10_000
+    free_at = 12.0 + 0.1                                               # a's handler + psutil's 100 ms sample
+    assert nxt.queue_wait_ms == pytest.approx((free_at - 5.0) * 1000, abs=30)   # big cost the worker nothing
+    assert m.stats(100.0)["ecs"][HEAVY]["abandoned"] == 2
+    _, big2, nxt2, _ = run(False)
+    assert big2.error == "timeout"
+    assert nxt2.queue_wait_ms > (10.0 + 60.0 - 5.0) * 1000            # held until the ALB's idle timeout
 
 
 def test_missing_service_time_names_the_key() -> None:

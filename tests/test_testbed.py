@@ -227,3 +227,77 @@ def test_unknown_profile_is_a_clear_error() -> None:
     r = subprocess.run([sys.executable, "-m", "hybridopt", "testbed", "--profile", "nosuch"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "nosuch" in r.stderr and "known profiles" in r.stderr
+
+
+def test_the_model_uses_the_real_clients_timeout_and_answers_a_given_up_request_with_silence() -> None:
+    """The testbed's model runs with collection.http_timeout_s (the timeout Artillery is given), counted
+    from the start of the request. A response the model would send after it is never sent: the
+    connection closes a grace second after the deadline, when the real client has long logged its
+    timeout."""
+    p = load_params("smoke", overrides={"collection": {"http_timeout_s": 1.0}, "testbed": {
+        "client_preset": "same_region", "service_presets": {"deployed": {"workloads": {
+            "heavy_processing": {"ecs": {"sleep_ms": {"value": [3000, 3000]}}}}}}}})
+    assert p.testbed.client.request_timeout_s.value == 10
+    with testbed.start(p) as running:
+        assert running.server is not None and running.server.model.client.request_timeout_s == 1.0
+        c = Client(running.base_url)
+        t0 = time.perf_counter()
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            c.request("POST", "/heavy/process", body("heavy_processing"))
+        wall_s = time.perf_counter() - t0
+        assert 1.0 + testbed.TIMEOUT_GRACE_S - 0.05 <= wall_s < 1.0 + testbed.TIMEOUT_GRACE_S + 1.0
+        admin = Client(running.base_url)
+        status, stats = admin.json("GET", "/_testbed/stats")
+        assert stats["client_timeout_s"] == 1.0 and stats["client_timeouts"] == 1
+        assert stats["responses"] == {} and stats["in_flight"] == 0
+        assert admin.request("POST", "/lightweight/process", body("lightweight_api"))[0] == 200
+
+
+def _hold(base_url: str, n: int) -> list:
+    """n raw connections, each with a heavy ECS request the testbed holds for seconds."""
+    host, port = urlparse(base_url).hostname, urlparse(base_url).port
+    socks = []
+    for i in range(n):
+        import socket
+        s = socket.create_connection((host, port))
+        data = body("heavy_processing", 100, f"held-{i}")
+        s.sendall(f"POST /heavy/process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        socks.append(s)
+    return socks
+
+
+def test_stopping_while_requests_are_held_is_quiet(caplog) -> None:
+    """SIGTERM (process) or stop() (thread) while the testbed holds responses: no CancelledError traceback,
+    no 'Task was destroyed' message, exit code 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "hybridopt", "testbed", "--profile", "smoke", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().split("=", 1)[1]
+        socks = _hold(url, 3)
+        time.sleep(0.5)
+        socks[0].close()                                   # one client already gone
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        err = proc.stderr.read()
+        assert "stopped" in err
+        for bad in ("Traceback", "CancelledError", "Task was destroyed", "Exception in callback"):
+            assert bad not in err, err
+        for s in socks:
+            s.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    caplog.set_level("DEBUG", logger="asyncio")
+    running = testbed.start(params_for())
+    socks = _hold(running.base_url, 3)
+    time.sleep(0.3)
+    running.stop()
+    for s in socks:
+        s.close()
+    import gc
+    gc.collect()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text

@@ -265,7 +265,9 @@ class ClientPreset(_Strict):
     initcwnd_segments: Sourced[int]
     mss_bytes: Sourced[int]
     request_header_bytes: Sourced[int]
-    response_timeout_s: Sourced[float]
+    request_timeout_s: Sourced[float] = Field(
+        description="the client gives up this long after it STARTED the request (got's timeout.request, "
+        "as Artillery passes http.timeout): connect, upload, wait and response together")
     inflation: ClientInflation
 
 
@@ -319,6 +321,12 @@ class FargateModel(_Strict):
     alb_idle_timeout_s: Sourced[float]
     alb_overhead_ms: Sourced[float]
     alb_buffers_request_body: Sourced[bool]
+    queued_receive_bytes: Sourced[int] = Field(
+        description="bytes of a request (headers + body) that can reach a task while it waits for a worker "
+        "(the target socket's receive window): a longer upload stalls until a worker starts reading")
+    alb_closes_target_on_client_close: Sourced[bool] = Field(
+        description="when the client gives up, the ALB closes its connection to the target: a worker that "
+        "has not received the whole body then fails at once (400) instead of waiting for it")
     routing: Sourced[Literal["round_robin", "least_outstanding_requests"]]
     worker_slots_per_task: Sourced[int]
     cpu_sample_ms: Sourced[float]

@@ -25,6 +25,13 @@ time from the moment the request's headers arrived.
 Keep-alive connections are served (one request at a time per connection, as Artillery does); the model
 counts a connection as new only for its first request to each front door.
 
+The client's timeout: the real client (Artillery) gives up by itself `collection.http_timeout_s` after it
+started a request (got's timeout.request), so the model runs with that same request timeout (replacing
+the client preset's `request_timeout_s` when they differ; `/_testbed/stats` says which). When the model
+says the client gave up (no complete response within the timeout), the testbed sends nothing and closes
+the connection a grace second after the deadline, by which time the client has logged its own timeout.
+Stopping the testbed while it holds requests ends their handlers quietly.
+
 Admin API (JSON; for the collection orchestrator and tests)
 -----------------------------------------------------------
 - `GET  /_testbed/health` -> `{"status": "ok"}`
@@ -36,8 +43,9 @@ Admin API (JSON; for the collection orchestrator and tests)
 - `POST /_testbed/reset` body `{"seed": 7}` (optional) -> a fresh model (no environments, min tasks),
   counters zeroed, model clock back to 0.
 - `GET  /_testbed/stats`  -> `{"model_time_s", "wall_elapsed_s", "offset_s", "requests": {path: n},
-  "responses": {status: n}, "in_flight": n, "connections": {"open", "total"}, "lateness_ms": {"n",
-  "p50", "p99", "max"}, "model": {...}}`; lateness_ms says how late responses left relative to the
+  "responses": {status: n}, "client_timeouts": n, "client_timeout_s", "in_flight": n, "connections":
+  {"open", "total"}, "lateness_ms": {"n", "p50", "p99", "max"}, "model": {...}}`; client_timeouts counts
+  requests the model's client gave up on (answered by silence); lateness_ms says how late responses left relative to the
   model's schedule (the testbed's own overhead), and `model` holds per workload `lambda.<w>: cold_starts, warm_starts, throttled, envs_busy, envs_idle,
   reclaimed` and `ecs.<w>: tasks_ready, tasks_pending, queue_length, workers_busy, served,
   scale_outs, scale_ins`.
@@ -66,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from .params import Params
+from .params import Params, TestbedParams
 from .platforms import PlatformModel
 from .platforms.outcome import APIGW_INTERNAL_ERROR, APIGW_MISSING_TOKEN, Outcome
 
@@ -75,6 +83,10 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 4
             413: "Request Entity Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 _MAX_HEADER_BYTES = 65536
+#: After the model's client deadline the testbed waits this long before closing a connection it will not
+#: answer, so that the real client's own timer (started a little earlier, when it opened the request)
+#: fires first and it logs a timeout rather than a closed connection.
+TIMEOUT_GRACE_S = 1.0
 _WERKZEUG_400 = ('<!doctype html>\n<html lang=en>\n<title>400 Bad Request</title>\n<h1>Bad Request</h1>\n'
                  '<p>The browser (or proxy) sent a request that this server could not understand.</p>\n')
 
@@ -124,13 +136,16 @@ class TestbedServer:
             self.routes[w.ecs_route] = _Route("ecs", name)
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.client_timeout_s = float(params.collection.http_timeout_s)
         self.host = ""
         self.port = 0
         self._reset_state(self.seed)
 
     # ------------------------------------------------------------------------------------- state
     def _reset_state(self, seed: int) -> None:
-        self.model = PlatformModel(self.params.testbed, self.params.workloads, np.random.default_rng(seed))
+        self.model = PlatformModel(self._model_params(), self.params.workloads, np.random.default_rng(seed))
+        self.client_timeouts = 0
         self._t0 = time.monotonic()
         self.offset_s = 0.0
         self.requests: Counter[str] = Counter()
@@ -138,6 +153,19 @@ class TestbedServer:
         self.in_flight = 0
         self.connections_total = 0
         self._late_ms: deque[float] = deque(maxlen=100_000)   # response release minus its due time
+
+    def _model_params(self) -> TestbedParams:
+        """params.testbed with the client preset's request timeout set to the real client's
+        (collection.http_timeout_s, what the load generator is configured with)."""
+        tb = self.params.testbed
+        preset = tb.client
+        if preset.request_timeout_s.value == self.client_timeout_s:
+            return tb
+        timeout = preset.request_timeout_s.model_copy(update={
+            "value": self.client_timeout_s,
+            "source": "collection.http_timeout_s: the testbed's real client (Artillery) times out by itself"})
+        clients = {**tb.clients, tb.client_preset: preset.model_copy(update={"request_timeout_s": timeout})}
+        return tb.model_copy(update={"clients": clients})
 
     def now(self) -> float:
         """Model time: wall seconds since start (or reset) plus the admin offset."""
@@ -155,13 +183,33 @@ class TestbedServer:
         return f"http://{self.host}:{self.port}"
 
     async def close(self) -> None:
+        """Stop listening, end the connection handlers still holding requests (quietly) and close."""
         if self._server is not None:
             self._server.close()
+            handlers = [t for t in self._handlers if not t.done()]
+            for t in handlers:
+                t.cancel()
+            if handlers:
+                await asyncio.gather(*handlers, return_exceptions=True)
             for w in list(self._writers):
                 w.close()
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            # the server is stopping (close() or the event loop's shutdown): end without a traceback; a
+            # cancelled handler would make asyncio's stream callback log the CancelledError
+            pass
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.connections_total += 1
         fronts: set[str] = set()       # front doors this connection has already handshaken with
@@ -186,7 +234,10 @@ class TestbedServer:
                     await self._write(writer, 400, str(exc).encode(), "text/plain", close=True)
                     return
                 keep = headers.get("connection", "").lower() != "close"
-                status, hdrs, payload, ctype = await self._respond(method, path, headers, body, t_wall, fronts)
+                answer = await self._respond(method, path, headers, body, t_wall, fronts)
+                if answer is None:          # the model's client gave up: no response, close
+                    return
+                status, hdrs, payload, ctype = answer
                 if not path.startswith(ADMIN_PREFIX):
                     self.responses[status] += 1
                 await self._write(writer, status, payload, ctype, extra=hdrs, close=not keep)
@@ -245,7 +296,7 @@ class TestbedServer:
 
     # ---------------------------------------------------------------------------------- requests
     async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes, t_wall: float,
-                       fronts: set[str]) -> tuple[int, dict[str, str], bytes, str]:
+                       fronts: set[str]) -> tuple[int, dict[str, str], bytes, str] | None:
         if path.startswith(ADMIN_PREFIX):
             status, obj = self._admin(method, path[len(ADMIN_PREFIX):], body)
             return status, {}, json.dumps(obj).encode(), "application/json"
@@ -263,7 +314,7 @@ class TestbedServer:
             self.in_flight -= 1
 
     async def _platform_request(self, route: _Route, body: bytes, t_wall: float,
-                                fronts: set[str]) -> tuple[int, dict[str, str], bytes, str]:
+                                fronts: set[str]) -> tuple[int, dict[str, str], bytes, str] | None:
         model = self.model
         new_conn = route.platform not in fronts
         fronts.add(route.platform)
@@ -274,6 +325,12 @@ class TestbedServer:
             outcome = model.dispatch(pending)
         else:
             outcome = pending.outcome
+        outcome = model.apply_client_timeout(outcome)
+        if outcome.error == "timeout":
+            # the client has given up by now (its own timer); answer with silence, then close
+            self.client_timeouts += 1
+            await asyncio.sleep(max(0.0, t_wall + outcome.total_ms / 1000.0 + TIMEOUT_GRACE_S - time.monotonic()))
+            return None
         try:
             envelope = _split_envelope(body) if body else {}
             if not isinstance(envelope, dict):
@@ -353,6 +410,7 @@ class TestbedServer:
             return 200, {"model_time_s": now, "wall_elapsed_s": time.monotonic() - self._t0,
                          "offset_s": self.offset_s, "requests": dict(self.requests),
                          "responses": {str(k): v for k, v in self.responses.items()},
+                         "client_timeouts": self.client_timeouts, "client_timeout_s": self.client_timeout_s,
                          "in_flight": self.in_flight,
                          "connections": {"open": len(self._writers), "total": self.connections_total},
                          "lateness_ms": self._lateness(), "model": self.model.stats(now)}
@@ -503,7 +561,8 @@ def run_forever(params: Params, host: str, port: int, seed: int | None = None) -
         def ready(server: TestbedServer) -> None:
             print(f"TESTBED_URL={server.base_url}", flush=True)
             print(f"testbed: profile {params.profile}, client preset {params.testbed.client_preset}, "
-                  f"service preset {params.testbed.service_preset}, seed {server.seed}; "
+                  f"service preset {params.testbed.service_preset}, seed {server.seed}, client timeout "
+                  f"{server.client_timeout_s:g} s; "
                   f"{len(server.routes)} routes; admin at {server.base_url}{ADMIN_PREFIX}stats", file=sys.stderr,
                   flush=True)
 

@@ -3,8 +3,13 @@
 Per workload service: tasks x worker slots (the student's gunicorn sync workers). The ALB routes each
 request on arrival to a ready task (round robin by default); inside a task the request waits FIFO for
 the first free worker. The ALB streams the body to the target, so a worker that picks a request up
-before its upload has finished reads it inside the handler's timed region. The ALB answers 504 with its
-HTML page when the target sends nothing for the idle timeout. Target-tracking autoscaling (optional)
+before its upload has finished reads it inside the handler's timed region. While a request waits for a
+worker nothing reads its connection: only `queued_receive_bytes` of it (the socket's receive window) can
+arrive, then the client's upload stalls until a worker starts reading. When the client gives up (its
+request timeout, counted from the start of the request), the ALB closes the target connection: a worker
+that has not received the whole body fails at once and is free again, one whose body was complete runs
+the handler to its end (a sync worker does not notice the departure). The ALB answers 504 with its HTML
+page when the target sends nothing for the idle timeout. Target-tracking autoscaling (optional)
 evaluates its metric every period; scale-out needs `scale_out_datapoints` breaching periods in a row, a
 new task serves only after start + health-check time, and cooldowns apply.
 """
@@ -19,7 +24,7 @@ from typing import Any
 from ..params import FargateModel, ServicePreset, Workload
 from .draws import Draws
 from .network import ClientNetwork
-from .outcome import ALB_503, ALB_504, HTML, Outcome, Pending, error_for
+from .outcome import ALB_503, ALB_504, HTML, Outcome, Pending, client_timeout, error_for
 from .service import MIB, ServiceTime
 
 
@@ -74,6 +79,7 @@ class FargateService:
         self.scale_ins = 0
         self.served = 0
         self.unavailable = 0
+        self.abandoned = 0          # the client gave up before the whole body reached the worker
 
     def _new_task(self, ready_at: float) -> _Task:
         self._seq += 1
@@ -165,7 +171,7 @@ class FargateService:
                 "tasks_draining": sum(1 for k in self.tasks if k.draining),
                 "queue_length": len(q),
                 "workers_busy": sum(1 for k in self.tasks for s in k.slots if s > t),
-                "served": self.served, "unavailable": self.unavailable,
+                "served": self.served, "unavailable": self.unavailable, "abandoned": self.abandoned,
                 "scale_outs": self.scale_outs, "scale_ins": self.scale_ins}
 
 
@@ -183,9 +189,12 @@ class FargatePlatform:
             entry = preset.workloads[name]["ecs"]
             share = min(1.0, w.fargate.vcpu)
             self.services[name] = FargateService(name, w, ServiceTime(entry, share, draws), model, draws)
+        self._client = client
         self._alb_half_s = model.alb_overhead_ms.value / 2000.0
         self._idle_s = model.alb_idle_timeout_s.value
         self._buffers = model.alb_buffers_request_body.value
+        self._window_bytes = model.queued_receive_bytes.value
+        self._closes_on_client_close = model.alb_closes_target_on_client_close.value
         self._sample_s = model.cpu_sample_ms.value / 1000.0
         self._mem_base = model.memory_used_base_mb.value
         self._mem_per_mb = model.memory_used_per_mb.value
@@ -199,13 +208,23 @@ class FargatePlatform:
 
     def dispatch(self, p: Pending) -> Outcome:
         svc = self.services[p.workload_type]
-        t_body = p.body_at_s + self._alb_half_s
-        t_target = t_body if self._buffers else p.dispatch_at_s + self._alb_half_s
+        half = self._alb_half_s
+        t_body = p.body_at_s + half                 # the whole request at the target, if it never stalls
+        # the client gives up request_timeout_s after it started; its close reaches the target after the
+        # one-way delay and the ALB's hop
+        t_gone = p.t_send_s + self._client.request_timeout_s + p.rtt_s / 2.0 + half
+        if self._buffers:
+            if t_body > t_gone:                     # never forwarded: the client left during its upload
+                svc.abandoned += 1
+                return self._gave_up(p, 0.0, "client_timeout(upload)", None)
+            t_target = t_body
+        else:
+            t_target = p.dispatch_at_s + half
         svc.advance(t_target)
         task = svc.route(t_target)
         if task is None:
             svc.unavailable += 1
-            return self._finish(p, 503, "alb_no_healthy_target", t_target + self._alb_half_s, body=ALB_503,
+            return self._finish(p, 503, "alb_no_healthy_target", t_target + half, body=ALB_503,
                                 content_type=HTML)
         slots = task.slots
         if len(slots) == 2:
@@ -213,8 +232,27 @@ class FargatePlatform:
         else:
             i = min(range(len(slots)), key=slots.__getitem__)
         start = max(t_target, slots[i])
+        pause_s = 0.0
         if start > t_target:
             heapq.heappush(svc._queued, start)
+            if not self._buffers and p.payload_bytes + self._client.header_bytes > self._window_bytes:
+                # nothing reads a queued connection: the upload stalls once the receive window is full
+                # and resumes when the worker starts reading
+                t_full = t_target + self._client.wire_s(self._window_bytes, p.rtt_s)
+                pause_s = max(0.0, start - t_full)
+                t_body += pause_s
+        queue_wait_ms = (start - t_target) * 1000.0
+        if t_body > t_gone:
+            # the body never completes: the worker reads until the connection closes (at once, if the
+            # client had already left when the worker took it) and fails before the handler's work
+            free_at = max(start, t_gone)
+            if not self._closes_on_client_close:
+                free_at += self._idle_s          # the ALB closes the idle target connection only then
+            slots[i] = free_at
+            task.served += 1
+            svc.abandoned += 1
+            svc._record(t_target, start, 0.0)
+            return self._gave_up(p, pause_s, "client_timeout(body_incomplete)", queue_wait_ms)
         read_wait_s = max(0.0, t_body - start)
         service_ms = svc.service.sample_ms(p.payload_bytes)
         exec_ms = read_wait_s * 1000.0 + service_ms
@@ -223,25 +261,33 @@ class FargatePlatform:
         task.served += 1
         svc.served += 1
         svc._record(t_target, start, svc.service.cpu_work_ms(p.payload_bytes))
-        queue_wait_ms = (start - t_target) * 1000.0
         if ready - t_body > self._idle_s:
-            return self._finish(p, 504, "alb_idle_timeout", t_body + self._idle_s + self._alb_half_s,
-                                body=ALB_504, content_type=HTML, queue_wait_ms=queue_wait_ms)
+            return self._finish(p, 504, "alb_idle_timeout", t_body + self._idle_s + half, body=ALB_504,
+                                content_type=HTML, queue_wait_ms=queue_wait_ms, pause_s=pause_s)
         metrics = {"execution_time_ms": exec_ms, "memory_limit_mb": svc.memory_mb,
                    "memory_used_mb": self._mem_base + self._mem_per_mb * p.payload_bytes / MIB,
                    "instance_id": task.id}
-        return self._finish(p, 200, None, ready + self._alb_half_s, metrics=metrics, queue_wait_ms=queue_wait_ms)
+        return self._finish(p, 200, None, ready + half, metrics=metrics, queue_wait_ms=queue_wait_ms,
+                            pause_s=pause_s)
+
+    def _gave_up(self, p: Pending, pause_s: float, reason: str, queue_wait_ms: float | None) -> Outcome:
+        out = client_timeout("ecs", p.workload_type, p.t_send_s, p.connect_s * 1000.0,
+                             (p.upload_s + pause_s) * 1000.0, self._client.request_timeout_s * 1000.0, reason)
+        out.queue_wait_ms = queue_wait_ms
+        return out
 
     def _finish(self, p: Pending, status: int, reason: str | None, response_at_s: float, *,
                 body: str | None = None, content_type: str = "application/json",
-                metrics: dict[str, Any] | None = None, queue_wait_ms: float | None = None) -> Outcome:
+                metrics: dict[str, Any] | None = None, queue_wait_ms: float | None = None,
+                pause_s: float = 0.0) -> Outcome:
         first_byte_at = response_at_s + p.rtt_s / 2.0 + p.inflation_s
-        upload_end = p.t_send_s + p.connect_s + p.upload_s
+        upload_s = p.upload_s + pause_s         # the client's upload, including a stall behind the queue
+        upload_end = p.t_send_s + p.connect_s + upload_s
         # the ALB streams: a response can start before the client finished uploading only in theory
         first_byte_at = max(first_byte_at, upload_end)
         out = Outcome(
             platform="ecs", workload_type=p.workload_type, http_status=status, error=error_for(status),
-            reason=reason, t_send_s=p.t_send_s, connect_ms=p.connect_s * 1000.0, upload_ms=p.upload_s * 1000.0,
+            reason=reason, t_send_s=p.t_send_s, connect_ms=p.connect_s * 1000.0, upload_ms=upload_s * 1000.0,
             first_byte_ms=(first_byte_at - upload_end) * 1000.0, total_ms=(first_byte_at - p.t_send_s) * 1000.0,
             completes_at_s=first_byte_at, body=body, content_type=content_type,
             actual_payload_size_kb=p.payload_bytes / 1024.0, queue_wait_ms=queue_wait_ms)

@@ -20,7 +20,7 @@ from ..params import LambdaModel, ServicePreset, Workload
 from .draws import Draws
 from .network import ClientNetwork
 from .outcome import (APIGW_ENDPOINT_TIMEOUT, APIGW_INTERNAL_ERROR, APIGW_REQUEST_TOO_LONG, APIGW_TEXT,
-                      APIGW_TOO_MANY_REQUESTS, Outcome, Pending, error_for)
+                      APIGW_TOO_MANY_REQUESTS, Outcome, Pending, client_timeout, error_for)
 from .service import MIB, ServiceTime
 
 _Z99 = 2.3263478740408408   # standard-normal 99th percentile
@@ -168,10 +168,16 @@ class LambdaPlatform:
 
     # ------------------------------------------------------------------------------- front door
     def door(self, p: Pending) -> Outcome | None:
-        """API Gateway's own check before any invoke: the 10 MB request limit (a plain-text 413)."""
+        """API Gateway's own check before any invoke: the 10 MB request limit (a plain-text 413). The
+        gateway invokes only once the whole request arrived: a client whose upload outlasts its request
+        timeout has given up before that, and the function never runs."""
         if p.payload_bytes > self._apigw_max:
             return self._finish(p, 413, "apigw_payload_limit", p.dispatch_at_s + 2 * self._gw_half_s,
                                 body=self._apigw_too_large, content_type=APIGW_TEXT)
+        limit_s = self._client.request_timeout_s
+        if p.connect_s + p.upload_s > limit_s:
+            return client_timeout("lambda", p.workload_type, p.t_send_s, p.connect_s * 1000.0, p.upload_s * 1000.0,
+                                  limit_s * 1000.0, "client_timeout(upload)")
         return None
 
     def in_flight(self, t: float) -> int:

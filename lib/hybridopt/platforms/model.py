@@ -28,7 +28,7 @@ from .draws import Draws
 from .fargate import FargatePlatform
 from .lambda_ import LambdaPlatform
 from .network import ClientNetwork
-from .outcome import Outcome, Pending
+from .outcome import Outcome, Pending, client_timeout
 
 PLATFORMS = ("lambda", "ecs")
 
@@ -115,16 +115,17 @@ class PlatformModel:
                                          new_connection=new_connection))
 
     def apply_client_timeout(self, o: Outcome) -> Outcome:
-        """What the client logs: a response whose first byte comes later than the client's response
-        timeout (counted from the end of its upload) becomes error=timeout with no status or metrics."""
-        limit_ms = self.client.response_timeout_s * 1000.0
-        if o.first_byte_ms is None or o.first_byte_ms <= limit_ms:
+        """What the client logs: a response that is not complete within the client's request timeout,
+        counted from the START of the request (connect + upload + wait + response: got's timeout.request,
+        which Artillery sets from http.timeout), becomes error=timeout with no status or metrics and
+        total_ms = the timeout. The platforms already acted on the client's departure (a Lambda request
+        whose upload outlasts the timeout is never invoked; an ECS worker whose body never completes is
+        freed); this only decides what the client logs."""
+        limit_ms = self.client.request_timeout_s * 1000.0
+        if o.error == "timeout" or o.total_ms <= limit_ms:
             return o
-        total_ms = o.connect_ms + o.upload_ms + limit_ms
-        return Outcome(platform=o.platform, workload_type=o.workload_type, http_status=None, error="timeout",
-                       reason=f"client_timeout({o.reason or o.http_status})", t_send_s=o.t_send_s,
-                       connect_ms=o.connect_ms, upload_ms=o.upload_ms, first_byte_ms=None, total_ms=total_ms,
-                       completes_at_s=o.t_send_s + total_ms / 1000.0, body=None)
+        return client_timeout(o.platform, o.workload_type, o.t_send_s, o.connect_ms, o.upload_ms, limit_ms,
+                              f"client_timeout({o.reason or o.http_status})")
 
     # ------------------------------------------------------------------------------------- clock
     def advance(self, t_s: float) -> None:

@@ -1,6 +1,7 @@
 """The client's side of a request: handshakes, upload under TCP slow start, one-way delays, the client's
-response timeout, and a load-dependent inflation that belongs to the measurement setup (a saturated load
-generator), not to a platform."""
+request timeout (counted from the start of the request, as got's timeout.request that Artillery sets), and a
+load-dependent inflation that belongs to the measurement setup (a saturated load generator), not to a
+platform."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ClientNetwork:
         self.bandwidth_bps = preset.upload_mbps.value * 1e6 / 8.0     # bytes per second
         self.initcwnd_bytes = preset.initcwnd_segments.value * preset.mss_bytes.value
         self.header_bytes = preset.request_header_bytes.value
-        self.response_timeout_s = preset.response_timeout_s.value
+        self.request_timeout_s = preset.request_timeout_s.value
         inf = preset.inflation
         self.inflation_on = inf.enabled.value
         self._window_s = inf.window_s.value
@@ -48,7 +49,11 @@ class ClientNetwork:
         """Time to put the request (headers + body) on the wire under TCP slow start: the congestion
         window starts at initcwnd and doubles every round trip until it covers the bandwidth-delay
         product, after which the rest streams at the upload bandwidth. Excludes the one-way delay."""
-        remaining = float(body_bytes + self.header_bytes)
+        return self.wire_s(body_bytes + self.header_bytes, rtt_s)
+
+    def wire_s(self, n_bytes: float, rtt_s: float) -> float:
+        """Time to put the first n_bytes of the request (headers count) on the wire (see upload_s)."""
+        remaining = float(n_bytes)
         bw = self.bandwidth_bps
         bdp = bw * rtt_s
         cwnd = float(self.initcwnd_bytes)

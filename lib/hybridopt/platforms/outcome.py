@@ -90,3 +90,14 @@ class Outcome:
 
 def error_for(status: int | None) -> str | None:
     return contract.error_kind_for_status(status)
+
+
+def client_timeout(platform: str, workload_type: str, t_send_s: float, connect_ms: float, upload_ms: float,
+                   limit_ms: float, reason: str) -> Outcome:
+    """What the client logs when it gives up `limit_ms` after it started the request: error=timeout, no
+    status, no platform metrics; its connect and upload times are cut at the deadline."""
+    connect = min(connect_ms, limit_ms)
+    return Outcome(platform=platform, workload_type=workload_type, http_status=None, error="timeout",
+                   reason=reason, t_send_s=t_send_s, connect_ms=connect,
+                   upload_ms=max(0.0, min(upload_ms, limit_ms - connect)), first_byte_ms=None, total_ms=limit_ms,
+                   completes_at_s=t_send_s + limit_ms / 1000.0, body=None)
