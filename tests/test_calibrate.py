@@ -157,17 +157,23 @@ def _sourced(v, basis="assumption"):
     return {"value": v, "basis": basis, "source": "test truth for the round trip"}
 
 
-@pytest.fixture(scope="module")
-def model_round_trip():
+#: the inflation's truth per form: ms per request, per round trip, per second of client-side time (per req/s)
+INFLATION_TRUTH = {"additive": 12.0, "round_trip": 4.0, "multiplicative": 20.0}
+
+
+@pytest.fixture(scope="module", params=list(INFLATION_TRUTH))
+def model_round_trip(request):
     from hybridopt.params import load_params
 
-    truth = {"rtt_ms": 150.0, "tls": 2, "upload_mbps": 20.0, "jitter": 0.1, "ms_per_rps": 12.0}
+    form = request.param
+    truth = {"rtt_ms": 150.0, "tls": 2, "upload_mbps": 20.0, "jitter": 0.1, "ms_per_rps": INFLATION_TRUTH[form],
+             "form": form}
     overrides = {
         "testbed": {"client_preset": "distant", "service_preset": "deployed",
                     "clients": {"distant": {
                         "rtt_ms": _sourced(truth["rtt_ms"]), "rtt_jitter_sigma": _sourced(truth["jitter"]),
                         "tls_handshake_rtts": _sourced(truth["tls"]), "upload_mbps": _sourced(truth["upload_mbps"]),
-                        "inflation": {"enabled": _sourced(True), "window_s": _sourced(10.0),
+                        "inflation": {"enabled": _sourced(True), "form": _sourced(form), "window_s": _sourced(10.0),
                                       "threshold_rps": _sourced(5.0), "ms_per_rps": _sourced(truth["ms_per_rps"]),
                                       "exponent": _sourced(1.0)}}}},
         # enough tasks that no ECS service is overloaded at 25 requests/s
@@ -192,6 +198,7 @@ def test_model_fit_recovers_the_client_from_model_generated_logs(model_round_tri
     assert cl.tls_rtts_estimate == pytest.approx(truth["tls"], abs=0.3)
     lo, hi = cl.upload_mbps_interval
     assert lo <= truth["upload_mbps"] * 1.15 and hi >= truth["upload_mbps"] * 0.85, (cl.upload_mbps, lo, hi)
+    assert cl.inflation_form == truth["form"]
     assert cl.inflation_ms_per_rps == pytest.approx(truth["ms_per_rps"], rel=0.3), cl.inflation_ms_per_rps
     assert cl.rtt_jitter_sigma == pytest.approx(truth["jitter"], abs=0.02)
 
@@ -217,6 +224,7 @@ def test_fitted_presets_load_as_params(model_round_trip) -> None:
     assert p2.testbed.client.rtt_ms.basis == "fitted"
     assert "test provenance" in p2.testbed.client.rtt_ms.source
     assert p2.testbed.client.inflation.enabled.value is True
+    assert p2.testbed.client.inflation.form.value == fit.model.client.inflation_form
 
 
 def test_replace_block_is_idempotent_and_keeps_the_rest() -> None:

@@ -378,10 +378,12 @@ def test_bad_requests_are_refused() -> None:
 
 
 def test_measurement_inflation_grows_with_the_clients_rate_and_is_off_by_default() -> None:
-    infl = {"clients": {"distant": {"inflation": {"enabled": v(True), "window_s": v(10.0),
-                                                  "threshold_rps": v(2.0), "ms_per_rps": v(100.0),
-                                                  "exponent": v(1.0)}}},
+    def infl_with(form: str) -> dict[str, Any]:
+        return {"clients": {"distant": {"rtt_jitter_sigma": v(0.0), "inflation": {
+            "enabled": v(True), "form": v(form), "window_s": v(10.0), "threshold_rps": v(2.0),
+            "ms_per_rps": v(100.0), "exponent": v(1.0)}}},
             **sleep(LIGHT, "lambda", 100), **sleep(LIGHT, "ecs", 100)}
+    infl = infl_with("additive")
 
     def median_extra(model: PlatformModel, rate: float) -> float:
         ps = [model.submit(1000.0 + i / rate, "lambda", LIGHT, 1024) for i in range(int(20 * rate))]
@@ -390,3 +392,21 @@ def test_measurement_inflation_grows_with_the_clients_rate_and_is_off_by_default
     assert median_extra(make(infl), 1.0) == 0.0                       # below the threshold
     assert median_extra(make(infl), 6.0) == pytest.approx(0.4, abs=0.02)   # (6 - 2) rps * 100 ms
     assert median_extra(make(), 6.0) == 0.0                           # default: off
+
+    def last(form: str, rate: float, nbytes: int) -> Any:
+        m = make(infl_with(form))
+        ps = [m.submit(1000.0 + i / rate, "lambda", LIGHT, nbytes) for i in range(int(20 * rate))]
+        return ps[-1]
+
+    rtt = make().client.rtt_s
+    # round_trip: every round trip of the request takes q = 0.4 s longer (handshakes, slow start, request)
+    p = last("round_trip", 6.0, 1024)
+    assert p.inflation_s == 0.0 and p.rtt_s == pytest.approx(rtt + 0.4, abs=0.02)
+    c = make().client
+    assert p.connect_s == pytest.approx((c.tcp_rtts + c.tls_rtts) * p.rtt_s)   # the handshakes' round trips
+    big = last("round_trip", 6.0, 1 * MB)
+    assert big.upload_s > make().client.upload_s(1 * MB, rtt) + 3 * 0.4   # slow-start rounds stretched too
+    assert last("round_trip", 1.0, 1024).rtt_s == pytest.approx(rtt)      # below the threshold
+    # multiplicative: 100 ms per second of client-side time per req/s: x4 rps -> +40 %
+    p = last("multiplicative", 6.0, 1024)
+    assert p.inflation_s == pytest.approx(0.4 * (p.connect_s + p.upload_s + p.rtt_s), rel=0.05)

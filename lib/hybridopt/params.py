@@ -244,9 +244,16 @@ class Sourced(_Strict, Generic[_T]):
 
 class ClientInflation(_Strict):
     """Load-dependent latency added by the measurement setup itself (a saturated load generator), not
-    by a platform: inflation_ms = ms_per_rps * max(0, rate - threshold_rps) ** exponent, where rate is
-    the client's own request rate over the last window_s seconds (both platforms counted)."""
+    by a platform. With x = max(0, rate - threshold_rps) ** exponent, where rate is the client's own
+    request rate over the last window_s seconds (both platforms counted), and q_ms = ms_per_rps * x:
+
+    - form `additive`: each request's response reaches the client q_ms later;
+    - form `round_trip`: every round trip of the request (handshakes, the upload's slow-start rounds,
+      request and response) takes q_ms longer, as if the client's round-trip time grew by q_ms;
+    - form `multiplicative`: the request's client-side time (handshakes + upload + one round trip)
+      grows by q_ms per second of it (ms_per_rps is then ms per second per request/s)."""
     enabled: Sourced[bool]
+    form: Sourced[Literal["additive", "round_trip", "multiplicative"]]
     window_s: Sourced[float]
     threshold_rps: Sourced[float]
     ms_per_rps: Sourced[float]

@@ -6,8 +6,9 @@ folders, `calibrate.sessions` joins them) the model is calibrated on the OTHER s
 schedule (the load pattern's Artillery arrivals from the session's first logged request to its last)
 and payload mix (each arrival picks one of the platform x workload scenarios and a payload size
 uniformly, as the student's generator did). The replay's successes are compared with the logged
-successes (the legacy logger kept only JSON responses, and the client gave up after 10 s; the
-simulated client applies the same timeout) per (run, workload, platform):
+successes (the legacy logger kept only JSON responses, and the client gave up 10 s after it started a
+request; the simulated client applies the same timeout, and the simulated platforms react to the
+departure as the real ones did) per (run, workload, platform):
 
 - median and p95 `total_ms` within `tolerance` (25 %) of the real ones;
 - which platform is faster (median) per (run, workload, payload size): agreement in at least 80 % of
@@ -17,6 +18,8 @@ simulated client applies the same timeout) per (run, workload, platform):
 
 An in-sample replay (fitted on every session, each replayed with its own fitted RTT) is reported
 beside it as a diagnostic of the model's structure; the pass/fail of record is the out-of-sample one.
+`compare_inflation_forms` runs the whole validation once per form of the measurement setup's inflation
+(params.ClientInflation.form): the held-out errors are the evidence for the form in params/testbed.yaml.
 Nothing here looks at any ML result.
 """
 
@@ -217,6 +220,7 @@ def _fold_summary(c: cal.Calibration) -> dict[str, Any]:
     assert m is not None
     cl = m.client
     return {"rtt_ms": cl.rtt_ms, "rtt_ms_by_session": cl.rtt_ms_by_session, "tls_handshake_rtts": cl.tls_handshake_rtts,
+            "inflation_form": cl.inflation_form,
             "upload_mbps": cl.upload_mbps, "rtt_jitter_sigma": cl.rtt_jitter_sigma,
             "inflation_ms_per_rps": cl.inflation_ms_per_rps, "inflation_threshold_rps": cl.inflation_threshold_rps,
             "service_sleep_ms": {w: {p: [e.sleep_low_ms, e.sleep_high_ms] for p, e in by_p.items()}
@@ -267,6 +271,44 @@ def validate(df: pd.DataFrame, params: Params, opts: ValidationOptions = Validat
     result["pass"] = bool(loso is not None and loso["thresholds"]["pass"])
     result["thresholds"] = record["thresholds"] if record else None
     return result
+
+
+def log_errors(part: Mapping[str, Any]) -> dict[str, Any]:
+    """How far one comparison's judged cells are off: median and mean |ln(sim / real)| of the cell
+    medians and p95s (cells the model could not judge for lack of successes count as misses)."""
+    out: dict[str, Any] = {}
+    judged = [c for c in part["cells"] if c["judged"]]
+    for stat in ("median", "p95"):
+        errs = [abs(math.log(c[f"{stat}_sim_ms"] / c[f"{stat}_real_ms"])) for c in judged
+                if c[f"{stat}_rel_err"] is not None and c[f"{stat}_sim_ms"] > 0 and c[f"{stat}_real_ms"] > 0]
+        out[f"{stat}_abs_log_err_median"] = float(np.median(errs)) if errs else None
+        out[f"{stat}_abs_log_err_mean"] = float(np.mean(errs)) if errs else None
+        out[f"{stat}_cells_without_sim"] = len(judged) - len(errs)
+    return out
+
+
+def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, ...] = cal.INFLATION_FORMS,
+                            opts: ValidationOptions = ValidationOptions(),
+                            fit_opts: cal.FitOptions = cal.FitOptions()) -> dict[str, Any]:
+    """The validation once per form of the measurement setup's inflation (the base client preset's
+    params.ClientInflation.form replaced; every fold refits it): per form the thresholds, the log errors
+    out of sample (held-out sessions: the evidence for choosing a form) and in sample, and the fitted
+    inflation. Only a fold whose training sessions span several rates identifies the inflation at all."""
+    out: dict[str, Any] = {}
+    for form in forms:
+        tb = params.testbed
+        over = {"testbed": {"clients": {tb.client_preset: {"inflation": {"form": {"value": form}}}}}}
+        p = cal.with_presets(params, over)
+        res = validate(df, p, opts, fit_opts)
+        out[form] = {
+            "out_of_sample": {"thresholds": res["out_of_sample"]["thresholds"] if res["out_of_sample"] else None,
+                              **(log_errors(res["out_of_sample"]) if res["out_of_sample"] else {})},
+            "in_sample": {"thresholds": res["in_sample"]["thresholds"], **log_errors(res["in_sample"])},
+            "folds": {f["held_out_session"]: {"inflation_ms_per_rps": f["fit"]["inflation_ms_per_rps"],
+                                              "rtt_ms": f["fit"]["rtt_ms"]} for f in res["folds"]},
+            "in_sample_inflation_ms_per_rps": res["in_sample_fit"]["inflation_ms_per_rps"],
+            "result": res}
+    return out
 
 
 def cells_frame(part: Mapping[str, Any]) -> pd.DataFrame:

@@ -86,9 +86,17 @@ class PlatformModel:
         self.submitted += 1
         c = self.client
         rtt = c.rtt_s * math.exp(c.jitter_sigma * self.draws.z()) if c.jitter_sigma > 0 else c.rtt_s
+        q = c.inflation_s(t_send_s)              # the measurement setup's load-dependent delay
+        if q > 0.0 and c.inflation_form == "round_trip":
+            rtt += q                             # every round trip of this request takes q longer
         connect = c.connect_s(rtt, front.tls, new_connection)
         upload = c.upload_s(payload_bytes, rtt)
-        inflation = c.inflation_s(t_send_s)
+        if c.inflation_form == "additive":
+            inflation = q
+        elif c.inflation_form == "multiplicative":
+            inflation = q * (connect + upload + rtt)
+        else:
+            inflation = 0.0
         headers_at = t_send_s + connect + rtt / 2.0
         body_at = headers_at + upload
         dispatch_at = body_at if platform == "lambda" else headers_at

@@ -33,6 +33,7 @@ class ClientNetwork:
         self._threshold_rps = inf.threshold_rps.value
         self._ms_per_rps = inf.ms_per_rps.value
         self._exponent = inf.exponent.value
+        self.inflation_form = inf.form.value
         self._recent: deque[float] = deque()
 
     # ------------------------------------------------------------------------------------- pieces
@@ -68,7 +69,8 @@ class ClientNetwork:
             cwnd *= 2.0
 
     def inflation_s(self, t_s: float) -> float:
-        """Record a request sent at t_s and return the measurement setup's added delay for it."""
+        """Record a request sent at t_s and return the measurement setup's q for it (seconds; see
+        params.ClientInflation: per request, per round trip or per second of client-side time)."""
         if not self.inflation_on:
             return 0.0
         recent = self._recent
