@@ -153,6 +153,53 @@ def test_leave_one_session_out_on_model_made_logs_passes_where_the_client_is_sta
     assert t["faster_platform"]["pass"] and t["cold_start_rate"]["pass"]
 
 
+def test_log_errors_summarise_the_judged_cells() -> None:
+    cells = [{"judged": True, "median_real_ms": 100.0, "median_sim_ms": 200.0, "median_rel_err": 1.0,
+              "p95_real_ms": 100.0, "p95_sim_ms": 50.0, "p95_rel_err": -0.5},
+             {"judged": True, "median_real_ms": 100.0, "median_sim_ms": 100.0, "median_rel_err": 0.0,
+              "p95_real_ms": 100.0, "p95_sim_ms": float("nan"), "p95_rel_err": None},
+             {"judged": False, "median_real_ms": 1.0, "median_sim_ms": 1000.0, "median_rel_err": 999.0,
+              "p95_real_ms": 1.0, "p95_sim_ms": 1000.0, "p95_rel_err": 999.0}]
+    e = v.log_errors({"cells": cells})
+    assert e["median_abs_log_err_mean"] == pytest.approx(np.log(2) / 2)
+    assert e["median_abs_log_err_median"] == pytest.approx(np.log(2) / 2)
+    assert e["p95_abs_log_err_mean"] == pytest.approx(np.log(2)) and e["p95_cells_without_sim"] == 1
+
+
+@pytest.mark.slow
+def test_inflation_form_comparison_prefers_the_form_that_made_the_logs() -> None:
+    """Model-made logs whose client stretches every round trip with its request rate (round_trip form),
+    three sessions (5, 5-25 and 15 requests/s): out of sample the round_trip fit must come closer than the
+    additive one (the held-out 15 requests/s session is where the form matters), and it recovers q."""
+    truth_ms = 10.0
+    overrides = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
+                             "clients": {"distant": {
+                                 "rtt_ms": _sourced(180.0), "upload_mbps": _sourced(40.0), "tls_handshake_rtts": _sourced(1),
+                                 "inflation": {"enabled": _sourced(True), "form": _sourced("round_trip"),
+                                               "threshold_rps": _sourced(5.0), "ms_per_rps": _sourced(truth_ms),
+                                               "exponent": _sourced(1.0), "window_s": _sourced(10.0)}}}},
+                 "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                               for w, n in (("thumbnail_processing", 2), ("medium_processing", 6),
+                                            ("heavy_processing", 12))}}
+    params = load_params("thesis-2025-11", overrides=overrides)
+    lp = params.load_patterns
+
+    def short(name: str, **phase) -> object:
+        return lp[name].model_copy(update={"phases": [lp[name].phases[0].model_copy(update={"duration_s": 600.0, **phase})]})
+
+    low, ramp, med = short("low_load"), short("ramp_load"), short("medium_load")
+    params = params.model_copy(update={"load_patterns": {**lp, "low_load": low, "ramp_load": ramp, "medium_load": med}})
+    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_ramp": ("ramp_load", ramp),
+                                 "c_medium": ("medium_load", med)}, seed=4)
+    res = v.compare_inflation_forms(df, params, forms=("additive", "round_trip"), opts=v.ValidationOptions(seed=1))
+    rt, add = res["round_trip"]["out_of_sample"], res["additive"]["out_of_sample"]
+    print({f: (r["out_of_sample"]["median_abs_log_err_mean"], r["out_of_sample"]["p95_abs_log_err_mean"], r["folds"])
+           for f, r in res.items()})
+    assert rt["median_abs_log_err_mean"] < add["median_abs_log_err_mean"]
+    assert rt["p95_abs_log_err_mean"] < add["p95_abs_log_err_mean"]
+    assert res["round_trip"]["folds"]["c_medium"]["inflation_ms_per_rps"] == pytest.approx(truth_ms, rel=0.3)
+
+
 def test_simulator_summary_counts_per_window_and_platform() -> None:
     df = _cat(_rows("r1", "w", "lambda", np.full(10, 100.0), cold=3), _rows("r1", "w", "ecs", np.full(5, 200.0)))
     df["time_window"] = "midday"
