@@ -260,3 +260,45 @@ def test_full_profile_can_select_the_written_presets(client: str, service: str) 
         for platform in ("lambda", "ecs"):
             o = model.handle(10.0 * i, platform, w, int(p.workloads[w].payload_sizes_kb[0] * 1024))
             assert o.ok and o.total_ms > 0 and o.execution_time_ms > 0, (w, platform, o)
+
+
+def test_queued_body_and_the_ecs_handler_time_from_requests_that_waited() -> None:
+    """Model-made logs where thumbnails queue at ECS behind a 500-700 ms handler and 300,000 bytes of a
+    request can arrive while it waits: the requests that waited >= 3 s had their whole body up to 200 KiB
+    and never at 500 KiB, so queued_receive_bytes is bracketed by those sizes; their execution times give
+    the handler's own time (no upload to subtract)."""
+    from hybridopt.params import load_params
+
+    def src(v):
+        return {"value": v, "basis": "assumption", "source": "test truth"}
+
+    truth_bytes = 300_000
+    params = load_params("thesis-2025-11", overrides={
+        "testbed": {"client_preset": "distant", "service_preset": "deployed",
+                    "fargate": {"queued_receive_bytes": src(truth_bytes)},
+                    "service_presets": {"deployed": {"workloads": {"thumbnail_processing": {"ecs": {
+                        "sleep_ms": src([500, 700]), "cpu_ms": src(0.0), "cpu_ms_per_mb": src(0.0)}}}}}},
+        "workloads": {"thumbnail_processing": {"payload_sizes_kb": [50, 100, 200, 500, 1024]},
+                      "medium_processing": {"fargate": {"min_tasks": 4, "max_tasks": 4}},
+                      "heavy_processing": {"fargate": {"min_tasks": 8, "max_tasks": 8}}}})
+    low = LoadPattern(code=0, phases=[{"name": "steady", "duration_s": 600, "arrival_rate_rps": 5}])
+    busy = LoadPattern(code=2, phases=[{"name": "steady", "duration_s": 900, "arrival_rate_rps": 17}])
+    pats = {"low_load": low, "medium_load": busy}
+    df = cal.model_logs(params, {"a": ("low_load", low), "b": ("medium_load", busy)}, seed=3)
+    fit = cal.calibrate(df, pats, cal.FitOptions(bootstrap_resamples=200), testbed=params.testbed,
+                        workloads=params.workloads)
+    q = fit.model.queued_body
+    assert q is not None and q.receive_bytes is not None, q
+    lo, hi = q.bracket_bytes
+    assert lo < truth_bytes < hi and lo < q.receive_bytes < hi
+    assert lo == 200 * 1024 + 256 + 400 and hi == 500 * 1024 + 256 + 400     # payload + envelope + headers
+    e = fit.model.service["thumbnail_processing"]["ecs"]
+    assert "handler's own time" in e.selection
+    assert e.sleep_low_ms == pytest.approx(500, abs=25) and e.sleep_high_ms == pytest.approx(700, abs=25)
+    ov = cal.testbed_overrides(fit.model, params.testbed, "test provenance")
+    assert ov["testbed"]["fargate"]["queued_receive_bytes"]["value"] == q.receive_bytes
+    assert load_params("thesis-2025-11", overrides=ov).testbed.fargate.queued_receive_bytes.basis == "fitted"
+    # too little queueing: nothing to fit, said so
+    calm = cal.fit_queued_body(cal.successful(cal.add_context(df[df.run_id == "a"], pats)), params.testbed,
+                               cal.FitOptions())
+    assert calm.receive_bytes is None and "not fitted" in calm.note

@@ -58,6 +58,8 @@ class FitOptions:
     network_passes: int = 4                # alternating network-line / session-factor passes
     bootstrap_resamples: int = 2000
     seed: int = 42
+    queued_wait_min_ms: float = 3000.0     # queued-body fit: ECS requests that waited at least this long
+    queued_min_logged_share: float = 0.5   # ... in cells that logged at least this share (less survivor bias)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -599,6 +601,21 @@ class ServiceEntryFit:
 
 
 @dataclass(frozen=True)
+class QueuedBodyFit:
+    """params.FargateModel.queued_receive_bytes from the logs: how much of a request reaches an ECS task
+    while it waits for a worker. An ECS request that waited (total - execution - the session's median
+    lightweight ECS overhead >= queued_wait_min_ms) had its whole body when the worker took it if its
+    execution_time_ms is within the handler's own time (the same workload's warm Lambda p95 at that
+    size: the handler without a body to read); the bytes where that share falls through 0.5 (log
+    interpolation between the sizes around it) are the fit."""
+    receive_bytes: int | None              # None: the share never crosses 0.5 (see note)
+    bracket_bytes: tuple[int, int] | None  # the request sizes around the crossing
+    shares: list[dict[str, float]]         # per payload size: request bytes, rows, share complete
+    n: int
+    note: str
+
+
+@dataclass(frozen=True)
 class ModelFit:
     client: ClientFit
     service: dict[str, dict[str, ServiceEntryFit]]
@@ -606,6 +623,7 @@ class ModelFit:
     cold_start_consistent: bool | None     # the logs' penalty CI covers the model's
     init_extra_ms: float                   # added to the model's INIT (at one vCPU) when the logs say more
     notes: list[str]
+    queued_body: QueuedBodyFit | None = None
 
 
 def _constants(testbed: Any) -> dict[str, float]:
@@ -850,6 +868,85 @@ def fit_service_entries(rows: pd.DataFrame, client: ClientFit, testbed: Any, wor
     return out, notes
 
 
+def _queued_ecs(rows: pd.DataFrame, opts: FitOptions) -> pd.DataFrame:
+    """ECS successes that waited for a worker at least queued_wait_min_ms (total - execution - the
+    session's median lightweight ECS overhead), in cells that logged at least queued_min_logged_share."""
+    light = rows[(rows["platform"] == "ecs") & (rows["workload_type"].astype(str) == "lightweight_api")]
+    noq = light.groupby("session", observed=True)["overhead_ms"].median().rename("no_queue_ms")
+    e = rows[rows["platform"] == "ecs"].join(noq, on="session")
+    wait = e["total_ms"] - e["execution_time_ms"] - e["no_queue_ms"]
+    return e[(wait >= opts.queued_wait_min_ms) & (e["logged_share"].fillna(0.0) >= opts.queued_min_logged_share)]
+
+
+def fit_queued_service_entries(rows: pd.DataFrame, testbed: Any, workloads: Mapping[str, Any],
+                               queued: QueuedBodyFit, opts: FitOptions) -> dict[str, ServiceEntryFit]:
+    """ECS handler times measured directly: a request that waited for a worker and is at most half the
+    fitted queued_receive_bytes had its whole body when the worker took it, so its execution_time_ms is
+    the handler's own time (no body to read, no upload to subtract). Per workload with enough rows,
+    among the workloads that do queue (utilisation >= max_queue_utilisation at the rows' rates): in one
+    that hardly ever waits, a long gap before the handler is more likely a retransmitted packet than a
+    queue."""
+    out: dict[str, ServiceEntryFit] = {}
+    if queued.receive_bytes is None:
+        return out
+    header = int(testbed.clients[testbed.client_preset].request_header_bytes.value)
+    util = queue_utilisation(_warm(rows), opts)
+    e = _queued_ecs(_warm(rows), opts)
+    e = e[body_bytes(e["target_payload_size_kb"].to_numpy()) + header <= queued.receive_bytes / 2]
+    for w, g in e.groupby("workload_type", observed=True):
+        w = str(w)
+        if w not in workloads or len(g) < opts.min_rows or util.get(w, 0.0) < opts.max_queue_utilisation:
+            continue
+        share = min(1.0, float(workloads[w].fargate.vcpu))
+        svc, mb = g["execution_time_ms"].to_numpy(), g["payload_mb"].to_numpy()
+        line = linear_fit(mb, svc, n_boot=100, seed=opts.seed)
+        slope = max(0.0, line.slope_ms_per_mb)
+        low, high = _uniform_from_quantiles(svc - slope * mb)
+        out[w] = ServiceEntryFit(sleep_low_ms=low, sleep_high_ms=high, cpu_ms_per_mb=slope * share, cpu_share=share,
+                                 slope_ms_per_mb=slope, n=int(len(svc)),
+                                 selection=(f"successes that waited >= {opts.queued_wait_min_ms / 1000:g} s for a worker "
+                                            f"with a request of at most half queued_receive_bytes (whole body there "
+                                            "when the worker took it): execution_time_ms is the handler's own time"))
+    return out
+
+
+def fit_queued_body(rows: pd.DataFrame, testbed: Any, opts: FitOptions) -> QueuedBodyFit:
+    """See QueuedBodyFit. `rows`: logged successes with context (add_context)."""
+    header = int(testbed.clients[testbed.client_preset].request_header_bytes.value)
+    warm = _warm(rows)
+    lam = warm[warm["platform"] == "lambda"]
+    ref = (lam.groupby(["workload_type", "target_payload_size_kb"], observed=True)["execution_time_ms"]
+           .quantile(0.95).rename("handler_p95_ms"))
+    e = _queued_ecs(rows, opts)
+    e = e[e["workload_type"].astype(str) != "lightweight_api"]
+    e = e.join(ref, on=["workload_type", "target_payload_size_kb"])
+    e = e[e["handler_p95_ms"].notna()]
+    e = e.assign(complete=(e["execution_time_ms"] <= e["handler_p95_ms"]).astype(float))
+    t = e.groupby("target_payload_size_kb", observed=True)["complete"].agg(["mean", "size"]).reset_index()
+    t = t[t["size"] >= opts.min_rows].sort_values("target_payload_size_kb")
+    nbytes = body_bytes(t["target_payload_size_kb"].to_numpy()) + header
+    shares = [{"payload_kb": float(kb), "request_bytes": int(b), "n": int(n), "share_complete": float(m)}
+              for kb, b, n, m in zip(t["target_payload_size_kb"], nbytes, t["size"], t["mean"])]
+    sel = (f"ECS successes that waited >= {opts.queued_wait_min_ms / 1000:g} s for a worker, in cells that logged "
+           f">= {opts.queued_min_logged_share:.0%}")
+    if len(t) < 2:
+        return QueuedBodyFit(None, None, shares, int(len(e)), f"{sel}: fewer than two payload sizes with "
+                             f"{opts.min_rows} rows; not fitted")
+    m_ = t["mean"].to_numpy()
+    for i in range(len(m_) - 1):
+        if m_[i] >= 0.5 > m_[i + 1]:
+            lo, hi = float(nbytes[i]), float(nbytes[i + 1])
+            f = (m_[i] - 0.5) / (m_[i] - m_[i + 1])
+            b = int(round(math.exp(math.log(lo) + f * (math.log(hi) - math.log(lo)))))
+            return QueuedBodyFit(b, (int(lo), int(hi)), shares, int(len(e)),
+                                 f"{sel}: whole body at the worker in {m_[i]:.0%} of {int(t['size'].iloc[i])} "
+                                 f"requests of {lo / 1024:.0f} KiB, {m_[i + 1]:.0%} of {int(t['size'].iloc[i + 1])} "
+                                 f"of {hi / 1024:.0f} KiB; 0.5 crossed at {b / 1024:.0f} KiB (log interpolation)")
+    where = "above the largest" if m_.min() >= 0.5 else ("below the smallest" if m_.max() < 0.5 else "not monotone")
+    return QueuedBodyFit(None, None, shares, int(len(e)), f"{sel}: the share complete does not fall through 0.5 "
+                         f"between two sizes ({where}); not fitted")
+
+
 def fit_model(rows: pd.DataFrame, reference: pd.DataFrame, survivors: pd.DataFrame, testbed: Any,
               workloads: Mapping[str, Any], reference_rate_rps: float, cold: ColdStartFit | None,
               opts: FitOptions) -> ModelFit:
@@ -886,8 +983,12 @@ def fit_model(rows: pd.DataFrame, reference: pd.DataFrame, survivors: pd.DataFra
                      "slow-start upload grows faster with payload size than these logs' latency does)")
     if client.tls_handshake_rtts != round(client.tls_rtts_estimate):
         notes.append(f"TLS round trips: estimate {client.tls_rtts_estimate:.2f}, chosen {client.tls_handshake_rtts}")
+    queued = fit_queued_body(survivors, testbed, opts)
+    notes.append(f"queued ECS body: {queued.note}")
+    for w, e in fit_queued_service_entries(survivors, testbed, workloads, queued, opts).items():
+        service.setdefault(w, {})["ecs"] = e
     return ModelFit(client=client, service=service, cold_start_model_ms=model_cold,
-                    cold_start_consistent=consistent, init_extra_ms=extra, notes=notes)
+                    cold_start_consistent=consistent, init_extra_ms=extra, notes=notes, queued_body=queued)
 
 
 def summary_table(cal: Calibration) -> pd.DataFrame:
@@ -1047,6 +1148,16 @@ def client_preset(fit: ClientFit, base: Any, provenance: str, rtt_ms: float | No
     return out
 
 
+def queued_body_value(fit: ModelFit, provenance: str) -> dict[str, Any] | None:
+    """params.FargateModel.queued_receive_bytes as a Sourced value (None when the logs did not fit it)."""
+    q = fit.queued_body
+    if q is None or q.receive_bytes is None:
+        return None
+    return _sourced(q.receive_bytes, f"{provenance}; {q.note}. More than a Linux socket holds unread (tcp_rmem's "
+                                     "default buffer 'results in initial window of 65535', kernel ip-sysctl.rst): the "
+                                     "rest is buffered by the ALB, whose proxy buffers AWS does not publish")
+
+
 def service_preset(fits: Mapping[str, Mapping[str, ServiceEntryFit]], base: Any, provenance: str) -> dict[str, Any]:
     """A params.ServicePreset (plain data): fitted entries, and the base preset's entry (with its own
     basis) where a cell could not be fitted."""
@@ -1094,6 +1205,9 @@ def testbed_overrides(fit: ModelFit, testbed: Any, provenance: str, *, base_clie
     client = client_preset(fit.client, testbed.clients[base_client or testbed.client_preset], provenance, rtt_ms)
     service = service_preset(fit.service, testbed.service_presets[base_service], provenance)
     tb: dict[str, Any] = {"clients": {PRESET_NAME: client}, "service_presets": {PRESET_NAME: service}}
+    queued = queued_body_value(fit, provenance)
+    if queued is not None:
+        tb["fargate"] = {"queued_receive_bytes": queued}
     if select:
         tb.update({"client_preset": PRESET_NAME, "service_preset": PRESET_NAME})
     return {"testbed": tb}

@@ -221,6 +221,7 @@ def _fold_summary(c: cal.Calibration) -> dict[str, Any]:
     cl = m.client
     return {"rtt_ms": cl.rtt_ms, "rtt_ms_by_session": cl.rtt_ms_by_session, "tls_handshake_rtts": cl.tls_handshake_rtts,
             "inflation_form": cl.inflation_form,
+            "queued_receive_bytes": m.queued_body.receive_bytes if m.queued_body else None,
             "upload_mbps": cl.upload_mbps, "rtt_jitter_sigma": cl.rtt_jitter_sigma,
             "inflation_ms_per_rps": cl.inflation_ms_per_rps, "inflation_threshold_rps": cl.inflation_threshold_rps,
             "service_sleep_ms": {w: {p: [e.sleep_low_ms, e.sleep_high_ms] for p, e in by_p.items()}

@@ -4,8 +4,10 @@ Per workload service: tasks x worker slots (the student's gunicorn sync workers)
 request on arrival to a ready task (round robin by default); inside a task the request waits FIFO for
 the first free worker. The ALB streams the body to the target, so a worker that picks a request up
 before its upload has finished reads it inside the handler's timed region. While a request waits for a
-worker nothing reads its connection: only `queued_receive_bytes` of it (the socket's receive window) can
-arrive, then the client's upload stalls until a worker starts reading. When the client gives up (its
+worker nothing reads its connection: only `queued_receive_bytes` of it (held by the buffers between the
+client and the worker) can arrive, then the client's upload stalls until a worker starts reading, and
+after a stall longer than a retransmission timeout it restarts from its initial congestion window (RFC
+5681 section 4.1). When the client gives up (its
 request timeout, counted from the start of the request), the ALB closes the target connection: a worker
 that has not received the whole body fails at once and is free again, one whose body was complete runs
 the handler to its end (a sync worker does not notice the departure). The ALB answers 504 with its HTML
@@ -26,6 +28,11 @@ from .draws import Draws
 from .network import ClientNetwork
 from .outcome import ALB_503, ALB_504, HTML, Outcome, Pending, client_timeout, error_for
 from .service import MIB, ServiceTime
+
+
+#: A sender idle for longer than its retransmission timeout restarts slow start from the initial window
+#: (RFC 5681 section 4.1, RFC 2861); RFC 6298 (2.4) rounds the RTO up to at least 1 s.
+RESTART_AFTER_S = 1.0
 
 
 class _Task:
@@ -235,11 +242,19 @@ class FargatePlatform:
         pause_s = 0.0
         if start > t_target:
             heapq.heappush(svc._queued, start)
-            if not self._buffers and p.payload_bytes + self._client.header_bytes > self._window_bytes:
-                # nothing reads a queued connection: the upload stalls once the receive window is full
-                # and resumes when the worker starts reading
+            n_bytes = p.payload_bytes + self._client.header_bytes
+            if not self._buffers and n_bytes > self._window_bytes:
+                # nothing reads a queued connection: the upload stalls once the buffers on the way are
+                # full and resumes when the worker starts reading
                 t_full = t_target + self._client.wire_s(self._window_bytes, p.rtt_s)
-                pause_s = max(0.0, start - t_full)
+                stall_s = start - t_full
+                if stall_s > RESTART_AFTER_S:
+                    # the client sent nothing for longer than a retransmission timeout: it restarts from
+                    # its initial window (RFC 5681 section 4.1), one round trip after the window opened
+                    t_done = start + p.rtt_s + self._client.wire_s(n_bytes - self._window_bytes, p.rtt_s)
+                    pause_s = max(0.0, t_done - t_body)
+                else:
+                    pause_s = max(0.0, stall_s)
                 t_body += pause_s
         queue_wait_ms = (start - t_target) * 1000.0
         if t_body > t_gone:

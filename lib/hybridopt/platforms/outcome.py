@@ -41,8 +41,10 @@ class Pending:
     """A request that left the client at `t_send_s` and has not yet been dispatched to its platform.
 
     `dispatch_at_s` is when the platform acts on it (API Gateway: the whole request received; ALB: the
-    headers received, the body still streaming until `body_at_s`). Drivers must call
-    `PlatformModel.dispatch` in non-decreasing `dispatch_at_s` order."""
+    headers received, the body still streaming until `body_at_s`, later if it has to wait for a worker).
+    `rtt_s` is this request's round trip (jitter and, in the round_trip inflation form, the measurement
+    setup's inflation included); `inflation_s` is what the additive or multiplicative form adds to its
+    response. Drivers must call `PlatformModel.dispatch` in non-decreasing `dispatch_at_s` order."""
     platform: str
     workload_type: str
     payload_bytes: int
