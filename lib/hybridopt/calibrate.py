@@ -15,6 +15,12 @@ AWS logs. Per workload and platform it fits
   during the run, one machine far from the region), so this is a property of the client preset,
   not of the platforms.
 
+Through the platform model's own equations (`fit_model`) it also fits the client preset (RTT per session,
+TLS round trips, upload bandwidth, jitter, and the inflation in the form the base preset names:
+additive, round_trip or multiplicative), the handler times per (workload, platform), and how much of a
+request reaches an ECS task while it waits for a worker (`fit_queued_body`: queued_receive_bytes); ECS
+requests that waited and whose whole body was already there measure the ECS handler's own time.
+
 Only the rate band nearest the lowest offered rate feeds the service and network fits (they
 describe an unloaded client), and only cells whose requests were (nearly) all logged feed any fit:
 the legacy logger dropped every non-JSON response and Artillery gave up after 10 s, so in a cell
