@@ -329,8 +329,9 @@ class FargateModel(_Strict):
     alb_overhead_ms: Sourced[float]
     alb_buffers_request_body: Sourced[bool]
     queued_receive_bytes: Sourced[int] = Field(
-        description="bytes of a request (headers + body) that can reach a task while it waits for a worker "
-        "(the target socket's receive window): a longer upload stalls until a worker starts reading")
+        description="bytes of a request (headers + body) that can get past the ALB towards a task while it "
+        "waits for a worker (the ALB's buffers and the target socket's): a longer upload stalls until a worker "
+        "starts reading")
     alb_closes_target_on_client_close: Sourced[bool] = Field(
         description="when the client gives up, the ALB closes its connection to the target: a worker that "
         "has not received the whole body then fails at once (400) instead of waiting for it")
