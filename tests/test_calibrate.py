@@ -276,8 +276,11 @@ def test_queued_body_and_the_ecs_handler_time_from_requests_that_waited() -> Non
     params = load_params("thesis-2025-11", overrides={
         "testbed": {"client_preset": "distant", "service_preset": "deployed",
                     "fargate": {"queued_receive_bytes": src(truth_bytes)},
-                    "service_presets": {"deployed": {"workloads": {"thumbnail_processing": {"ecs": {
-                        "sleep_ms": src([500, 700]), "cpu_ms": src(0.0), "cpu_ms_per_mb": src(0.0)}}}}}},
+                    # both platforms' thumbnail entries (before the loader unshared YAML anchors, an
+                    # override of the ECS entry silently changed the Lambda one too: this keeps that scenario)
+                    "service_presets": {"deployed": {"workloads": {"thumbnail_processing": {
+                        p: {"sleep_ms": src([500, 700]), "cpu_ms": src(0.0), "cpu_ms_per_mb": src(0.0)}
+                        for p in ("lambda", "ecs")}}}}},
         "workloads": {"thumbnail_processing": {"payload_sizes_kb": [50, 100, 200, 500, 1024]},
                       "medium_processing": {"fargate": {"min_tasks": 4, "max_tasks": 4}},
                       "heavy_processing": {"fargate": {"min_tasks": 8, "max_tasks": 8}}}})

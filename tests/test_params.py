@@ -85,3 +85,19 @@ def test_forbidden_feature_in_feature_list_is_rejected(pdir):
     (pdir / "leaky.yaml").write_text("features:\n  columns: [payload_size_kb, lambda_latency_ms]\n")
     with pytest.raises(ParamsError, match="forbidden"):
         load_params("leaky", pdir)
+
+
+def test_override_of_an_anchored_entry_changes_only_that_entry(pdir):
+    (pdir / "anchors.yaml").write_text(
+        "workloads:\n"
+        "  lightweight_api: {fargate: {vcpu: 0.5}}\n")
+    base = (pdir / "base.yaml").read_text().replace(
+        "    fargate: {vcpu: 0.25, memory_gb: 0.5, min_tasks: 1, max_tasks: 1}\n    lambda_route: /lightweight",
+        "    fargate: &small {vcpu: 0.25, memory_gb: 0.5, min_tasks: 1, max_tasks: 1}\n    lambda_route: /lightweight")
+    base = base.replace("    fargate: {vcpu: 0.5, memory_gb: 1.0, min_tasks: 1, max_tasks: 1}\n    lambda_route: /thumbnail",
+                        "    fargate: *small\n    lambda_route: /thumbnail")
+    assert base.count("*small") == 1 and base.count("&small") == 1
+    (pdir / "base.yaml").write_text(base)
+    p = load_params("anchors", pdir)
+    assert p.workloads["lightweight_api"].fargate.vcpu == 0.5
+    assert p.workloads["thumbnail_processing"].fargate.vcpu == 0.25  # the alias keeps the anchored value

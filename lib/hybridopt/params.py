@@ -576,7 +576,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    return _unshare(data)
+
+
+def _unshare(value: Any) -> Any:
+    """A copy in which no two keys share one object: a YAML anchor (`&x` ... `*x`) yields the same
+    dict twice, and merging a profile's override into one place would change both."""
+    if isinstance(value, dict):
+        return {k: _unshare(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshare(v) for v in value]
+    return value
 
 
 def _merge(dst: dict[str, Any], src: dict[str, Any], origin: dict[tuple[str, ...], str], file: str,

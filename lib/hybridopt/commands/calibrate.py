@@ -52,6 +52,9 @@ def write_presets(overrides: dict, path: Path, profile: str) -> None:
     new = cal.replace_block(text, "clients", cal.PRESET_NAME, cal.preset_yaml(cal.PRESET_NAME, tb["clients"][cal.PRESET_NAME]))
     new = cal.replace_block(new, "service_presets", cal.PRESET_NAME,
                             cal.preset_yaml(cal.PRESET_NAME, tb["service_presets"][cal.PRESET_NAME]))
+    if "fargate" in tb:  # the queued-body size fitted from the same logs
+        new = cal.replace_block(new, "fargate", "queued_receive_bytes",
+                                cal.preset_yaml("queued_receive_bytes", tb["fargate"]["queued_receive_bytes"]))
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(new)
     try:
@@ -100,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
             ("tls_handshake_rtts", f"{cl.tls_handshake_rtts} (estimate {cl.tls_rtts_estimate:.2f})"),
             ("upload_mbps", f"{cl.upload_mbps:.1f} (within 10 %: {cl.upload_mbps_interval[0]:.0f}-{cl.upload_mbps_interval[1]:.0f})"),
             ("rtt_jitter_sigma", f"{cl.rtt_jitter_sigma:.3f}"),
-            ("inflation", f"{cl.inflation_ms_per_rps:.1f} ± {cl.inflation_se_ms_per_rps:.1f} ms per req/s above "
-                          f"{cl.inflation_threshold_rps:g}"),
+            ("inflation", f"{cl.inflation_form} form: {cl.inflation_ms_per_rps:.2f} ± {cl.inflation_se_ms_per_rps:.2f} "
+                          f"ms {'per round trip ' if cl.inflation_form == 'round_trip' else ''}per req/s above "
+                          f"{cl.inflation_threshold_rps:g} req/s"),
         ]))
         for w, by_p in sorted(m.service.items()):
             for p, e in sorted(by_p.items()):
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         path = paths.PARAMS_DIR / "testbed.yaml"
         write_presets(cal.testbed_overrides(m, params.testbed, prov, select=False), path, params.profile)
-        print(f"wrote clients.{cal.PRESET_NAME} and service_presets.{cal.PRESET_NAME} into {path}")
+        print(f"wrote clients.{cal.PRESET_NAME}, service_presets.{cal.PRESET_NAME} and fargate.queued_receive_bytes "
+              f"into {path}")
     print(f"seconds {time.perf_counter() - t0:.1f}")
     return 0
