@@ -167,6 +167,15 @@ def test_summary_rows_flatten_manifests() -> None:
     assert pending["status"] == "pending" and pending["attempts_made"] is None
 
 
+def test_plan_and_legacy_frames(tmp_path: Path) -> None:
+    p = qparams(tmp_path, {})
+    plan = collect.plan_frame(p)
+    assert plan["time_window"].tolist() == ["early_morning", "morning_peak", "midday", "evening", "late_night"]
+    assert plan.loc[2, "local_hours"] == "12-13" and plan.loc[2, "load_pattern"] == "medium_load"
+    assert not plan["done_already"].any()  # nothing collected under tmp_path yet
+    assert collect.legacy_frame(p).empty  # not a legacy profile
+
+
 # ------------------------------------------------------------------------- slow: the real testbed
 @pytest.mark.slow
 @needs_artillery

@@ -12,7 +12,8 @@ from hybridopt.features import FeatureSpec
 from hybridopt.modeling.artifacts import ArtifactError, load_serving, save_artifacts
 from hybridopt.modeling.data import feature_matrix
 from hybridopt.modeling.evaluate import score_pairs
-from hybridopt.modeling.explain import interaction_strengths, shap_explanation
+from hybridopt.modeling.explain import (dependence_frame, interaction_strengths, payload_dependence_figure,
+                                        sample_rows, shap_explanation, share_table)
 from hybridopt.modeling.models import positive_proba
 from hybridopt.modeling.synthetic import synthetic_table
 from hybridopt.modeling.train import train_all
@@ -132,6 +133,23 @@ def test_shap_interactions_of_best_model(run, tiny_params, tiny_table):
     np.testing.assert_allclose(expl.values.sum(axis=1) + expl.base_values, raw, atol=1e-4)
     top, secs = interaction_strengths(model, X, top=5)
     assert len(top) == 5 and (top["mean_abs_interaction"].diff().dropna() <= 1e-12).all()
+
+
+@pytest.mark.slow
+def test_explanation_sample_shares_and_dependence_figure(run, tiny_params, tiny_table):
+    spec = FeatureSpec.from_params(tiny_params)
+    X_all = feature_matrix(tiny_table, spec)
+    X = sample_rows(X_all, 50, seed=3)
+    assert len(X) == 50 and X.index.is_monotonic_increasing and X.equals(sample_rows(X_all, 50, seed=3))
+    assert len(sample_rows(X_all.iloc[:10], 50, seed=3)) == 10
+    expl = shap_explanation(run.models[run.best], X)
+    shares = share_table(expl, run.importance[run.best])
+    col = "shap_share (this sample)"
+    assert shares[col].sum() == pytest.approx(1.0) and shares[col].is_monotonic_decreasing
+    assert set(shares.index) == set(spec.columns)
+    dep = dependence_frame(expl, spec)
+    fig = payload_dependence_figure(dep)
+    assert len(fig.axes) >= 2 and fig.axes[0].get_xscale() == "log"
 
 
 def test_evaluate_command_scores_a_folder_of_contract_logs(run, tiny_params, tmp_path):

@@ -609,6 +609,16 @@ def summary_rows(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def plan_frame(params: Params, force: bool = False) -> "pd.DataFrame":
+    """The schedule as a table: window, load pattern, local hours, and whether it is done already."""
+    import pandas as pd
+
+    tw = params.time_windows
+    return pd.DataFrame([{"time_window": w, "load_pattern": tw[w].load_pattern,
+                          "local_hours": f"{tw[w].start_hour:02d}-{tw[w].end_hour:02d}", "done_already": done}
+                         for w, done in plan(params, force=force)])
+
+
 def summary_frame(mans: Sequence[dict[str, Any]]) -> "pd.DataFrame":
     """summary_rows as a DataFrame (one row per window)."""
     import pandas as pd
@@ -624,6 +634,13 @@ def outcomes_frame(mans: Sequence[dict[str, Any]]) -> "pd.DataFrame":
             for m in mans for plat, per in ((m.get("outcomes") or {}).get("by_platform") or {}).items()
             for kind, n in per.items()]
     return pd.DataFrame(rows, columns=["time_window", "platform", "outcome", "lines"])
+
+
+def legacy_frame(params: Params) -> "pd.DataFrame":
+    """legacy_summary as a table for a legacy profile; an empty table for any other source."""
+    import pandas as pd
+
+    return pd.DataFrame(legacy_summary(params)) if params.source == "legacy" else pd.DataFrame()
 
 
 def legacy_summary(params: Params) -> list[dict[str, Any]]:

@@ -122,3 +122,54 @@ def label_by_payload(table: pd.DataFrame, label: str) -> plt.Figure:
     ax.set_ylabel(f"share {label}")
     ax.legend(fontsize=8)
     return _done(fig)
+
+
+def outcomes_by_window(outcomes: pd.DataFrame, schedule: list[str]) -> plt.Figure | None:
+    """Attempts per time window by outcome ("ok" or the error kind), one panel per platform
+    (`outcomes` from collect.outcomes_frame). None when nothing was collected."""
+    if outcomes.empty:
+        return None
+    order = [w for w in schedule if w in set(outcomes["time_window"])]
+    g = sns.catplot(data=outcomes, x="time_window", y="lines", hue="outcome", col="platform", kind="bar",
+                    order=order, height=3.6, aspect=1.4, errorbar=None)
+    g.set_titles("{col_name}")
+    g.set_xticklabels(rotation=20)
+    g.figure.suptitle("Attempts per window by outcome (ok or error kind)", y=1.04)
+    plt.close(g.figure)
+    return g.figure
+
+
+def outcomes_table(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Lines per (window, platform) and outcome."""
+    if outcomes.empty:
+        return outcomes
+    return outcomes.pivot_table(index=["time_window", "platform"], columns="outcome", values="lines", aggfunc="sum",
+                                fill_value=0)
+
+
+def generator_health(summary: pd.DataFrame, cpu_pct_p95_max: float,
+                     event_loop_lag_ms_p99_max: float) -> tuple[pd.DataFrame, plt.Figure | None]:
+    """The load generator's CPU p95 and event-loop lag p99 per window against their limits
+    (`summary` from collect.summary_frame): the table and a figure (None when no window has health)."""
+    cols = ["time_window", "cpu_pct_p95", "event_loop_lag_ms_p99", "saturated", "saturation_reason"]
+    if summary.empty:
+        return summary, None
+    health = summary[cols].dropna(subset=["cpu_pct_p95"])
+    if health.empty:
+        return health, None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, col, limit, colour, label in ((axes[0], "cpu_pct_p95", cpu_pct_p95_max, "tab:blue", "CPU p95 (% of one core)"),
+                                          (axes[1], "event_loop_lag_ms_p99", event_loop_lag_ms_p99_max, "tab:orange",
+                                           "event-loop lag p99 (ms)")):
+        sns.barplot(data=health, x="time_window", y=col, ax=ax, color=colour)
+        ax.axhline(limit, ls="--", color="tab:red")
+        ax.set(ylabel=label, xlabel="")
+        ax.tick_params(axis="x", rotation=20)
+    return health, _done(fig)
+
+
+def gates_table(gates: list[dict[str, Any]]) -> Any:
+    """The gates as a styled table: pass in green, fail in bold red."""
+    return pd.DataFrame(gates).style.map(
+        lambda v: "color: green" if v is True else ("color: red; font-weight: bold" if v is False else ""),
+        subset=["pass"])

@@ -8,7 +8,8 @@
 - `surrogate_rules`: a shallow decision tree fitted to the best model's DECISIONS on the readable
   base inputs (workload, payload, hour, time window, weekend, load pattern; the engineered features
   are functions of these), turned into if-then rules with support, the model's and the labels'
-  Lambda share in the leaf, and the surrogate's fidelity to the model."""
+  Lambda share in the leaf, and the surrogate's fidelity to the model.
+- `sample_rows`, `share_table`, `payload_dependence_figure`: the sample, table and figure 05_shap shows."""
 
 from __future__ import annotations
 
@@ -146,6 +147,41 @@ def dependence_frame(expl: shap.Explanation, spec: FeatureSpec) -> pd.DataFrame:
                          "shap_payload_all": V[fam].sum(axis=1)})
 
 
+def sample_rows(X: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of at most n rows, in their original order."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(X), size=min(n, len(X)), replace=False))
+    return X.iloc[idx]
+
+
+def share_table(expl: shap.Explanation, importance: dict[str, Any]) -> pd.DataFrame:
+    """Mean |SHAP| share per feature on this sample beside the verdict's share (04_train) and the
+    model's own importance, largest first. `importance` is model_metadata['importance'][model]."""
+    mean_abs = np.abs(expl.values).mean(0)
+    out = pd.DataFrame({"shap_share (this sample)": mean_abs / mean_abs.sum(),
+                        "shap_share (verdict, 04)": pd.Series(importance["shap_share"]),
+                        f"own {importance['own_kind']}": pd.Series(importance["own_share"])},
+                       index=expl.feature_names)
+    return out.sort_values("shap_share (this sample)", ascending=False)
+
+
+def payload_dependence_figure(dep: pd.DataFrame) -> Any:
+    """SHAP of payload_size_kb alone and of the whole payload family against payload size, by
+    workload (`dep` from dependence_frame). Returns a closed Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    for ax, col in zip(axes, ["shap_payload_size_kb", "shap_payload_all"]):
+        sns.scatterplot(dep, x="payload_kb", y=col, hue="workload", alpha=0.5, s=18, ax=ax)
+        ax.set_xscale("log")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel="payload (KB, log)", ylabel=f"SHAP ({col.removeprefix('shap_')}), log-odds of Lambda")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def load_for_explanation(params: Any, model_dir: Any = None) -> dict[str, Any]:
     """The served model and the test rows it was evaluated on (from models/<profile>/ and the
     training table). Keys: model (ServingModel), booster, X_test, y_test, test (table rows)."""
@@ -171,5 +207,7 @@ def load_for_explanation(params: Any, model_dir: Any = None) -> dict[str, Any]:
     if len(test) != len(test_ids):
         raise ArtifactError(f"{split_path}: {len(test_ids)} test pairs, {len(test)} found in the training table "
                             "(the table changed since training: rerun 04_train)")
-    return {"model": served, "booster": served.booster, "X_test": feature_matrix(test, served.spec),
-            "y_test": target(test, served.meta["serving"]["label"]), "test": test}
+    X_test = feature_matrix(test, served.spec)
+    decision = (served.predict_proba(X_test.to_numpy()) >= served.threshold).astype(int)
+    return {"model": served, "booster": served.booster, "X_test": X_test,
+            "y_test": target(test, served.meta["serving"]["label"]), "test": test, "decision": decision}
