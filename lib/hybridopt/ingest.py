@@ -91,10 +91,9 @@ def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
             assert m is not None
             convert = legacy.make_converter(legacy.run_id_for(path), params.experiment,
                                             m["platform"], m["workload"])
-        read_file(path, vocab, ledger, rows, seen, convert=convert, quarantine=quarantine, label=rel)
-        blob = path.read_bytes()
-        digest.update(rel.encode() + b"\0" + blob)
-        files.append({"file": rel, "layout": layout, "bytes": len(blob),
+        digest.update(rel.encode() + b"\0")
+        read_file(path, vocab, ledger, rows, seen, convert=convert, quarantine=quarantine, label=rel, digest=digest)
+        files.append({"file": rel, "layout": layout, "bytes": path.stat().st_size,
                       "lines": ledger.lines_total - before})
     manifests = []
     for mpath in sorted(data_dir.rglob("manifest.json")):

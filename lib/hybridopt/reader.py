@@ -248,21 +248,13 @@ def _fast_validator(vocab: Vocab) -> SchemaValidator:
     """The contract as a strict pydantic-core schema: a line that passes it, and the few
     cross-field checks of `_fast_accept`, is valid as written (kept) without the Python path.
     Anything else takes the Python path, which repairs or names the reason."""
+    categories = {"workload_type": vocab.workloads, "time_window": vocab.time_windows,
+                  "load_pattern": vocab.load_patterns, "source": contract.SOURCES, "platform": contract.PLATFORMS,
+                  "error": contract.ERROR_KINDS, "arm": contract.ARMS}
+
     def kind(f: contract.Field) -> cs.CoreSchema:
-        if f.name == "workload_type":
-            return cs.literal_schema(sorted(vocab.workloads))
-        if f.name == "time_window":
-            return cs.literal_schema(sorted(vocab.time_windows))
-        if f.name == "load_pattern":
-            return cs.literal_schema(sorted(vocab.load_patterns))
-        if f.name == "source":
-            return cs.literal_schema(sorted(contract.SOURCES))
-        if f.name == "platform":
-            return cs.literal_schema(sorted(contract.PLATFORMS))
-        if f.name == "error":
-            return cs.literal_schema(sorted(contract.ERROR_KINDS))
-        if f.name == "arm":
-            return cs.literal_schema(sorted(contract.ARMS))
+        if f.name in categories:
+            return cs.literal_schema(sorted(categories[f.name]))
         if f.kind == "str":
             return cs.str_schema(min_length=1)
         if f.kind == "float":
@@ -299,10 +291,13 @@ def _fast_accept(raw: bytes, validator: SchemaValidator) -> dict[str, Any] | Non
 
 
 # --------------------------------------------------------------------------------------- streaming
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
-    """(line number from 1, raw bytes without newline, ended_with_newline) for each line."""
+def iter_lines(path: Path, digest: Any = None) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number from 1, raw bytes without newline, ended_with_newline) for each line; `digest`
+    (a hashlib object), when given, is fed every byte of the file as it is read."""
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, start=1):
+            if digest is not None:
+                digest.update(raw)
             if raw.endswith(b"\n"):
                 yield no, raw[:-1].rstrip(b"\r"), True
             else:
@@ -314,15 +309,17 @@ Converter = Callable[[dict[str, Any]], dict[str, Any]]
 
 def read_file(path: Path, vocab: Vocab, ledger: Ledger, rows: list[dict[str, Any]],
               seen_ids: set[str], convert: Converter | None = None,
-              quarantine: list[dict[str, Any]] | None = None, label: str | None = None) -> None:
+              quarantine: list[dict[str, Any]] | None = None, label: str | None = None,
+              digest: Any = None) -> None:
     """Validate every line of one file into `rows` (normalised records) and `ledger`.
     `convert` maps a foreign record (legacy layout) into the contract before validation; it may
-    raise Reject. Quarantined lines are appended to `quarantine` with their reason."""
+    raise Reject. Quarantined lines are appended to `quarantine` with their reason. `digest` (hashlib)
+    is fed the file's bytes as they are read (one read for both)."""
     name = label or str(path)
     per_file = ledger.add_file(name)
     loads = json.loads
     fast = _fast_validator(vocab) if convert is None else None
-    for no, raw, newline in iter_lines(path):
+    for no, raw, newline in iter_lines(path, digest):
         ledger.lines_total += 1
         if fast is not None and newline:
             rec = _fast_accept(raw, fast)
