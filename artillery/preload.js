@@ -1,6 +1,6 @@
 // Preloaded into Artillery 2.0.21 by whoever launches it:
 //   NODE_OPTIONS="--require /abs/path/artillery/preload.js"
-// (lib/hybridopt/loadgen.py sets it; artillery/run-variance-tests.sh goes through that code).
+// (lib/hybridopt/collection/loadgen.py sets it; artillery/run-variance-tests.sh goes through that code).
 //
 // 1. Telemetry stall. Artillery 2.0.21 sends an event to PostHog at exit and, offline, retries
 //    for about 12 s before exiting (ARTILLERY_DISABLE_TELEMETRY only anonymises the event in this

@@ -6,7 +6,7 @@
 # PROFILE defaults to quick (local testbed, compressed schedule). Options go to
 # `python -m hybridopt collect` unchanged: --force, --window NAME, and for the aws profile
 # --aws-opt-in and --allow-outside-window. All logic (windows, resume, manifests, the
-# processor's run config) lives in lib/hybridopt/collect.py; this script only finds the venv and
+# processor's run config) lives in lib/hybridopt/collection/; this script only finds the venv and
 # installs Artillery when it is missing.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -2,11 +2,11 @@
 //
 // Every generated payload goes to Lambda and to ECS at the same moment (a `parallel` step with
 // one `pair_id`), and every request ATTEMPT becomes exactly one line of the request-log contract
-// (lib/hybridopt/contract.py, schema_version 1.0): success, HTTP error, non-JSON body, timeout,
+// (lib/hybridopt/data/contract.py, schema_version 1.0): success, HTTP error, non-JSON body, timeout,
 // connection refused/reset. Lines are written with fs.writeSync on a per-worker file as soon as
 // the outcome is known, so an interrupted run keeps every line it wrote.
 //
-// Configuration: the orchestrator (lib/hybridopt/loadgen.py) writes a run config JSON derived
+// Configuration: the orchestrator (lib/hybridopt/collection/loadgen.py) writes a run config JSON derived
 // from params and passes its path in the environment variable HYBRIDOPT_RUN_CONFIG. Nothing here
 // is a default for the experiment: sizes, routes, targets, phases, clock all come from that file.
 //

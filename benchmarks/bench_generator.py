@@ -28,7 +28,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from hybridopt import collect, loadgen, paths
+from hybridopt import collection as collect
+from hybridopt import paths
+from hybridopt.collection import loadgen
 from hybridopt.params import load_params
 
 SINK = r"""

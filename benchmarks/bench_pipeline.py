@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from hybridopt import paths
+from hybridopt.data.preprocess import build_table
 from hybridopt.params import load_params
-from hybridopt.preprocess import build_table
 
 WORKLOADS = {"lightweight_api": [0.5, 1, 5, 10], "thumbnail_processing": [50, 100, 200, 500, 1024],
              "medium_processing": [1024, 2048, 3072, 5120], "heavy_processing": [3072, 5120, 8192, 10240]}

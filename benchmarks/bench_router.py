@@ -17,12 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hybridopt.features import FeatureSpec
+from hybridopt.data.features import FeatureSpec
 from hybridopt.params import load_params
 from hybridopt.router.bench import cold_init, machine, warm_latency
 from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, router_config
-from hybridopt.router.synthetic import write_synthetic_model_dir
+from hybridopt.testing import write_synthetic_model_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridopt import simulate
+from hybridopt.emulation import simulate
 from hybridopt.params import load_params
 
 

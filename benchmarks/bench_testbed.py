@@ -26,8 +26,7 @@ import urllib.request
 
 import numpy as np
 import psutil
-
-from hybridopt import testbed
+from hybridopt.emulation import testbed
 from hybridopt.params import load_params
 
 _TIMING = re.compile(r"total;dur=([0-9.]+)")

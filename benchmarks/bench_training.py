@@ -6,14 +6,12 @@ model through its serving format (no sklearn wrapper), and its size.
 Data: the simulator's training table of the profile when it exists
 (data/<profile>/processed/training_table.parquet, e.g. after `python -m hybridopt simulate
 --profile full` and `preprocess`), otherwise a SYNTHETIC table of the same schema and size
-(hybridopt.modeling.synthetic; says so in the output).
+(hybridopt.testing; says so in the output).
 
     python benchmarks/bench_training.py [--profile full] [--rows 180000] [--json out.json]
 """
 
 from __future__ import annotations
-
-import hybridopt.modeling  # noqa: F401  (first: OpenMP wait policy before the boosters load)
 
 import argparse
 import json
@@ -23,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import hybridopt.modeling  # noqa: F401  (first: OpenMP wait policy before the boosters load)
 import numpy as np
 import pandas as pd
-
+from hybridopt import paths
 from hybridopt.modeling.artifacts import jsonable, load_serving, save_artifacts
-from hybridopt.modeling.synthetic import synthetic_table
 from hybridopt.modeling.train import train_all
 from hybridopt.params import load_params
-from hybridopt.table import training_table_path
+from hybridopt.testing import synthetic_table
 
 BUDGET_S = 600.0
 
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     params = load_params(args.profile)
-    path = args.table or training_table_path(params)
+    path = args.table or paths.processed(params).training_table
     if path.is_file():
         table = pd.read_parquet(path)
         source = f"simulator/real table {path}"

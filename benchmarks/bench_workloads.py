@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 import PIL
-
-from hybridopt import calibrate as cal
+from hybridopt import calibration as cal
 from hybridopt import paths, workloads
 from hybridopt.params import load_params
 

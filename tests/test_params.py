@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from hybridopt import paths
 from hybridopt.params import ParamsError, known_profiles, load_params
 

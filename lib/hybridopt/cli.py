@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         if (argv if argv is not None else sys.argv[1:])[:1] == [name]:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    from .params import ParamsError
+    from hybridopt.params import ParamsError
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)

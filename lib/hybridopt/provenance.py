@@ -9,8 +9,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from . import paths
-from .params import Params
+from hybridopt import paths
+from hybridopt.params import Params
 
 LIBRARIES = ("hybridopt", "pandas", "numpy", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "shap", "seaborn",
              "matplotlib", "papermill", "nbconvert", "pydantic", "pyarrow", "boto3")
@@ -40,9 +40,9 @@ def library_versions() -> dict[str, str]:
 
 def data_hash(params: Params) -> str | None:
     """The input hash recorded by the latest preprocessing (data card) or audit, if any."""
-    processed = params.path("processed_dir")
-    for name, key in (("data_card.json", ("hashes", "input_sha256")), ("audit.json", ("input_hash",))):
-        p = processed / name
+    processed = paths.processed(params)
+    for path, key in ((processed.data_card, ("hashes", "input_sha256")), (processed.audit, ("input_hash",))):
+        p = path
         if p.is_file():
             try:
                 obj: Any = json.loads(p.read_text())

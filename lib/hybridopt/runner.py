@@ -20,8 +20,8 @@ from typing import Any
 
 import nbformat
 
-from . import paths, provenance
-from .params import Params, load_params
+from hybridopt import paths, provenance
+from hybridopt.params import Params, load_params
 
 KERNEL = "python3"
 REQUIRED_PARAMETERS = ("profile", "force")
@@ -79,7 +79,7 @@ def check_parameters(nb_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- HTML
 def _gates_html(params: Params) -> str:
-    card_path = params.path("processed_dir") / "data_card.json"
+    card_path = paths.processed(params).data_card
     if not card_path.is_file():
         return "<p><b>Gates:</b> not computed yet (stage 03 writes them).</p>"
     card = json.loads(card_path.read_text())

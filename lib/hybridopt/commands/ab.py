@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..params import load_params
-from ..router import ab, abtest
+from hybridopt.ab import online as abtest
+from hybridopt.ab import stats as ab
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..params import load_params
-from ..preprocess import ingest_and_audit
-from ._common import add_profile_data_out, table
+from hybridopt import paths
+from hybridopt.commands._common import add_profile_data_out, table
+from hybridopt.data.preprocess import ingest_and_audit
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     print(table([("lines", f"{led.lines_total:,}"), ("kept / repaired / quarantined",
                                                     f"{led.kept:,} / {led.repaired:,} / {led.quarantined:,}"),
                  ("runs", ", ".join(a["present"]["runs"])), ("seconds", f"{time.perf_counter() - t0:.2f}"),
-                 ("wrote", out / "audit.json")]))
+                 ("wrote", paths.Processed(out).audit)]))
     print("findings:")
     for f in a["findings"]:
         print(f"  - {f}")

@@ -15,11 +15,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-from .. import calibrate as cal
-from .. import paths
-from ..ingest import IngestResult, ingest
-from ..params import load_params
-from ._common import table
+from hybridopt import calibration as cal
+from hybridopt import paths
+from hybridopt.commands._common import table
+from hybridopt.data.ingest import IngestResult, ingest
+from hybridopt.params import load_params
 
 DEFAULT_PROFILE = "thesis-2025-11"
 
@@ -58,7 +58,8 @@ def write_presets(overrides: dict, path: Path, profile: str) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(new)
     try:
-        import tempfile, shutil
+        import shutil
+        import tempfile
         with tempfile.TemporaryDirectory() as d:
             for f in path.parent.glob("*.yaml"):
                 shutil.copy(f, Path(d) / f.name)

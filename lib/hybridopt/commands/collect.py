@@ -1,12 +1,12 @@
 """`python -m hybridopt collect --profile NAME [--force] [--allow-outside-window] [--aws-opt-in]
 [--window NAME ...]`: run the profile's five-window schedule with real Artillery against the local
-testbed (source testbed) or AWS (source aws), resuming where it stopped; see hybridopt.collect."""
+testbed (source testbed) or AWS (source aws), resuming where it stopped; see hybridopt.collection."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..params import load_params
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import collect, loadgen
+    from hybridopt import collection as collect
+    from hybridopt.collection import loadgen
 
     params = load_params(args.profile)
     if args.window:

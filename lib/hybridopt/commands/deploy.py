@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..params import load_params
-from ..router.deploy import DeployError, apply, make_plan
-from ..router.package import package_path
+from hybridopt.params import load_params
+from hybridopt.router.deploy import DeployError, apply, make_plan
+from hybridopt.router.package import package_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

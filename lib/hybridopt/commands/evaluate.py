@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from ..params import load_params
-from ._common import table
+from hybridopt.commands._common import table
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modeling.artifacts import ArtifactError, jsonable, load_serving
-    from ..modeling.evaluate import pairs_from_logs, score_pairs, training_overlap
+    from hybridopt.modeling.artifacts import ArtifactError, jsonable, load_serving
+    from hybridopt.modeling.evaluate import (
+        pairs_from_logs,
+        score_pairs,
+        training_overlap,
+    )
 
     params = load_params(args.profile)
     t0 = time.perf_counter()

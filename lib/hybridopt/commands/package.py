@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..params import load_params
-from ..router.handler import PackageError
-from ..router.package import build_package, package_path, router_config
+from hybridopt.params import load_params
+from hybridopt.router.handler import PackageError
+from hybridopt.router.package import build_package, package_path, router_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..params import load_params
-from ..preprocess import ingest_and_audit, preprocess
-from ._common import add_profile_data_out, table
+from hybridopt import paths
+from hybridopt.commands._common import add_profile_data_out, table
+from hybridopt.data.preprocess import ingest_and_audit, preprocess
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
          if rows["training_rows"] else "n/a"),
         ("gates", f"{gs['passed']}/{gs['total']} pass"),
         ("seconds", f"{time.perf_counter() - t0:.2f}"),
-        ("wrote", out / "training_table.parquet"),
+        ("wrote", paths.Processed(out).training_table),
     ]))
     for f in gs["failing"]:
         print(f"  FAIL  {f}")

@@ -9,7 +9,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from ..params import load_params
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from .. import simulate
+    from hybridopt.emulation import simulate
 
     params = load_params(args.profile)
     out = Path(args.out) if args.out else params.path("raw_dir")

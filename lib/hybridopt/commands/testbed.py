@@ -1,5 +1,5 @@
 """`python -m hybridopt testbed --profile NAME [--host 127.0.0.1] [--port 0]`: serve the Lambda/Fargate
-testbed (see hybridopt.testbed for routes and the admin API). Prints `TESTBED_URL=http://HOST:PORT` on
+testbed (see hybridopt.emulation.testbed for routes and the admin API). Prints `TESTBED_URL=http://HOST:PORT` on
 stdout once listening; serves until SIGTERM or SIGINT."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..params import Params, ParamsError, load_params
+from hybridopt.params import Params, ParamsError, load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..testbed import run_forever
+    from hybridopt.emulation.testbed import run_forever
 
     if args.params_json:
         path = Path(args.params_json)

@@ -1,5 +1,5 @@
 """python -m hybridopt validate-testbed --data DIR [--out DIR]: how close the calibrated platform model
-comes to real runs it was not fitted on (leave-one-session-out; see hybridopt.validate).
+comes to real runs it was not fitted on (leave-one-session-out; see hybridopt.calibration.validate).
 
 Writes validation.json (a `pass` boolean per threshold and per cell) and validation.png."""
 
@@ -10,11 +10,11 @@ import json
 import time
 from pathlib import Path
 
-from .. import validate as val
-from ..ingest import ingest
-from ..params import load_params
-from ._common import table
-from .calibrate import DEFAULT_PROFILE, provenance
+from hybridopt.calibration import validate as val
+from hybridopt.commands._common import table
+from hybridopt.commands.calibrate import DEFAULT_PROFILE, provenance
+from hybridopt.data.ingest import ingest
+from hybridopt.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

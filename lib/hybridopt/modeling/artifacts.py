@@ -19,13 +19,12 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from .. import provenance
-from ..features import FeatureSpec
-from ..params import Params
-from .models import BASE_MODELS, SERVING_FORMAT
-from .train import TrainingRun
-
-SERVING_FILES = ("model.txt", "model.json")
+from hybridopt import model_dir as layout
+from hybridopt import provenance
+from hybridopt.data.features import FeatureSpec
+from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
+from hybridopt.modeling.train import TrainingRun
+from hybridopt.params import Params
 
 
 class ArtifactError(ValueError):
@@ -88,7 +87,7 @@ def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None
     """Write the model folder; returns it. `table` (the training table) adds splits.parquet."""
     out = Path(out_dir) if out_dir is not None else params.path("models_dir")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in SERVING_FILES:
+    for stale in layout.SERVING_FILES.values():
         (out / stale).unlink(missing_ok=True)
     best = run.models[run.best]
     fmt, file = SERVING_FORMAT[run.best]
@@ -96,11 +95,11 @@ def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None
         best.booster_.save_model(str(out / file))
     else:
         best.get_booster().save_model(str(out / file))
-    (out / "feature_columns.json").write_text(json.dumps(list(run.spec.columns), indent=2))
-    (out / "feature_spec.json").write_text(run.spec.to_json())
-    (out / "static_rule.json").write_text(json.dumps(run.static_rule, indent=2, sort_keys=True))
-    (out / "model_metadata.json").write_text(json.dumps(jsonable(metadata(run, params)), indent=2, allow_nan=False))
-    analysis = out / "analysis"
+    (out / layout.FEATURE_COLUMNS).write_text(json.dumps(list(run.spec.columns), indent=2))
+    (out / layout.FEATURE_SPEC).write_text(run.spec.to_json())
+    (out / layout.STATIC_RULE).write_text(json.dumps(run.static_rule, indent=2, sort_keys=True))
+    (out / layout.METADATA).write_text(json.dumps(jsonable(metadata(run, params)), indent=2, allow_nan=False))
+    analysis = layout.analysis_dir(out)
     analysis.mkdir(exist_ok=True)
     for name in BASE_MODELS:
         joblib.dump(run.models[name], analysis / f"{name}.joblib", compress=3)
@@ -109,7 +108,7 @@ def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None
         ids = table["pair_id"].astype(str).to_numpy()
         for name, idx in run.splits.items():
             split[idx] = name
-        pd.DataFrame({"pair_id": ids, "split": split}).to_parquet(analysis / "splits.parquet", index=False)
+        pd.DataFrame({"pair_id": ids, "split": split}).to_parquet(layout.splits_path(out), index=False)
     return out
 
 
@@ -142,7 +141,7 @@ class ServingModel:
 def load_serving(model_dir: Path) -> ServingModel:
     """Load models/<profile>/ through the serving format only."""
     d = Path(model_dir)
-    meta_path = d / "model_metadata.json"
+    meta_path = layout.metadata_path(d)
     if not meta_path.is_file():
         raise ArtifactError(f"{meta_path}: missing (train the profile first: notebook 04_train)")
     meta = json.loads(meta_path.read_text())
@@ -150,8 +149,8 @@ def load_serving(model_dir: Path) -> ServingModel:
     file = d / str(serving.get("file"))
     if not file.is_file():
         raise ArtifactError(f"{file}: the serving model named in {meta_path} is missing")
-    columns = json.loads((d / "feature_columns.json").read_text())
-    spec = FeatureSpec.from_json((d / "feature_spec.json").read_text())
+    columns = json.loads((d / layout.FEATURE_COLUMNS).read_text())
+    spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
     if columns != spec.columns:
         raise ArtifactError(f"{d}: feature_columns.json and feature_spec.json disagree on the columns")
     if serving["format"] == "lightgbm_text":
@@ -167,5 +166,5 @@ def load_serving(model_dir: Path) -> ServingModel:
         raise ArtifactError(f"{meta_path}: serving.format {serving['format']!r} is not lightgbm_text or xgboost_json")
     if names is not None and list(names) != columns:
         raise ArtifactError(f"{file}: model features {list(names)} differ from feature_columns.json {columns}")
-    rule = json.loads((d / "static_rule.json").read_text())
+    rule = json.loads((d / layout.STATIC_RULE).read_text())
     return ServingModel(booster, serving["format"], columns, spec, meta, rule)

@@ -8,8 +8,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from ..features import FeatureSpec, assert_leak_free
-from ..table import LABEL_COLUMNS
+from hybridopt.data.features import FeatureSpec, assert_leak_free
+from hybridopt.data.table import LABEL_COLUMNS
 
 #: Feature columns that are category codes (one-hot for the MLP; decoded in rules).
 CATEGORY_FEATURES: Final = {

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .data import require_columns
+from hybridopt.modeling.data import require_columns
 
 OUTCOME_COLUMNS = ("lambda_latency_ms", "ecs_latency_ms", "lambda_cost_usd", "ecs_cost_usd")
 

@@ -14,14 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..features import FeatureSpec, assert_leak_free
-from ..params import Params
-from . import ceiling as ceil
-from .artifacts import ServingModel
-from .data import CONTEXT_CATEGORIES, pair_groups, require_columns, target
-from .decision import decision_table, reference_policies
-from .metrics import classification_metrics
-from .splits import SplitError, grouped_folds
+from hybridopt import model_dir as layout
+from hybridopt.data.features import FeatureSpec, assert_leak_free
+from hybridopt.modeling import ceiling as ceil
+from hybridopt.modeling.artifacts import ServingModel
+from hybridopt.modeling.data import (
+    CONTEXT_CATEGORIES,
+    pair_groups,
+    require_columns,
+    target,
+)
+from hybridopt.modeling.decision import decision_table, reference_policies
+from hybridopt.modeling.metrics import classification_metrics
+from hybridopt.modeling.splits import SplitError, grouped_folds
+from hybridopt.params import Params
 
 CODE_MAPS = {"workload_type": "workload_codes", "time_window": "time_window_codes", "load_pattern": "load_pattern_codes"}
 CONTEXT = ["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]
@@ -91,10 +97,10 @@ def score_pairs(model: ServingModel, pairs: pd.DataFrame, label: str, min_group:
 def pairs_from_logs(params: Params, data_dir: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Labelled pairs of a folder of logs through the preprocessing steps (ingest, audit, cost,
     pairing, labels), nothing written. Features are left to `score_pairs`."""
-    from ..cost import add_costs
-    from ..labels import add_labels
-    from ..pairing import pair
-    from ..preprocess import ingest_and_audit
+    from hybridopt.data.cost import add_costs
+    from hybridopt.data.labels import add_labels
+    from hybridopt.data.pairing import pair
+    from hybridopt.data.preprocess import ingest_and_audit
 
     result, audit = ingest_and_audit(params, data_dir, write=False)
     pairs, report = pair(add_costs(result.requests, params), params)
@@ -108,7 +114,7 @@ def pairs_from_logs(params: Params, data_dir: Path | None) -> tuple[pd.DataFrame
 def training_overlap(model_dir: Path, pairs: pd.DataFrame) -> dict[str, int]:
     """How many of these pairs the model was trained, selected or tested on (by pair_id, from the
     model's analysis/splits.parquet; empty when that file is absent)."""
-    path = Path(model_dir) / "analysis" / "splits.parquet"
+    path = layout.splits_path(Path(model_dir))
     if not path.is_file() or "pair_id" not in pairs.columns:
         return {}
     splits = pd.read_parquet(path)

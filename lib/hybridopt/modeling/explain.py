@@ -9,7 +9,7 @@
   base inputs (workload, payload, hour, time window, weekend, load pattern; the engineered features
   are functions of these), turned into if-then rules with support, the model's and the labels'
   Lambda share in the leaf, and the surrogate's fidelity to the model.
-- `sample_rows`, `share_table`, `payload_dependence_figure`: the sample, table and figure 05_shap shows."""
+- `dependence_frame`, `sample_rows`: the payload dependence data and the explained sample."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ import pandas as pd
 import shap
 from sklearn.tree import DecisionTreeClassifier
 
-from ..features import FeatureSpec
-from .importance import positive_class_shap, tree_shap_values
+from hybridopt import model_dir as layout
+from hybridopt.data.features import FeatureSpec
+from hybridopt.modeling.importance import positive_class_shap, tree_shap_values
 
 #: readable base inputs of the surrogate: feature column -> (display name, code map name or None)
 BASE_INPUTS = {
@@ -154,52 +155,24 @@ def sample_rows(X: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return X.iloc[idx]
 
 
-def share_table(expl: shap.Explanation, importance: dict[str, Any]) -> pd.DataFrame:
-    """Mean |SHAP| share per feature on this sample beside the verdict's share (04_train) and the
-    model's own importance, largest first. `importance` is model_metadata['importance'][model]."""
-    mean_abs = np.abs(expl.values).mean(0)
-    out = pd.DataFrame({"shap_share (this sample)": mean_abs / mean_abs.sum(),
-                        "shap_share (verdict, 04)": pd.Series(importance["shap_share"]),
-                        f"own {importance['own_kind']}": pd.Series(importance["own_share"])},
-                       index=expl.feature_names)
-    return out.sort_values("shap_share (this sample)", ascending=False)
-
-
-def payload_dependence_figure(dep: pd.DataFrame) -> Any:
-    """SHAP of payload_size_kb alone and of the whole payload family against payload size, by
-    workload (`dep` from dependence_frame). Returns a closed Figure."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
-    for ax, col in zip(axes, ["shap_payload_size_kb", "shap_payload_all"]):
-        sns.scatterplot(dep, x="payload_kb", y=col, hue="workload", alpha=0.5, s=18, ax=ax)
-        ax.set_xscale("log")
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set(xlabel="payload (KB, log)", ylabel=f"SHAP ({col.removeprefix('shap_')}), log-odds of Lambda")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
 def load_for_explanation(params: Any, model_dir: Any = None) -> dict[str, Any]:
     """The served model and the test rows it was evaluated on (from models/<profile>/ and the
     training table). Keys: model (ServingModel), booster, X_test, y_test, test (table rows)."""
     from pathlib import Path
 
-    from ..table import training_table_path
-    from .artifacts import ArtifactError, load_serving
-    from .data import feature_matrix, target
+    from hybridopt import paths
+    from hybridopt.modeling.artifacts import ArtifactError, load_serving
+    from hybridopt.modeling.data import feature_matrix, target
 
     d = Path(model_dir) if model_dir is not None else params.path("models_dir")
     served = load_serving(d)
-    split_path = d / "analysis" / "splits.parquet"
+    split_path = layout.splits_path(d)
     if not split_path.is_file():
         raise ArtifactError(f"{split_path}: missing (rerun 04_train)")
-    table = pd.read_parquet(training_table_path(params))
-    from .train import table_hash
+    table = pd.read_parquet(paths.processed(params).training_table)
+    from hybridopt.modeling.train import table_hash
     if table_hash(table) != served.meta["data"]["table_hash"]:
-        raise ArtifactError(f"{training_table_path(params)} is not the table {d} was trained on "
+        raise ArtifactError(f"{paths.processed(params).training_table} is not the table {d} was trained on "
                             "(hash differs): rerun 04_train")
     splits = pd.read_parquet(split_path)
     test_ids = set(splits.loc[splits["split"] == "test", "pair_id"].astype(str))

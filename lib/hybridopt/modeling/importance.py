@@ -21,7 +21,7 @@ import pandas as pd
 import shap
 from sklearn.inspection import permutation_importance
 
-from .models import TREE_MODELS, own_importance, positive_proba
+from hybridopt.modeling.models import TREE_MODELS, own_importance, positive_proba
 
 
 def _shares(values: np.ndarray, columns: list[str]) -> dict[str, float]:

@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import (accuracy_score, brier_score_loss, confusion_matrix, log_loss,
-                             precision_recall_fscore_support, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 CLASS_NAMES = ("ecs", "lambda")
 

@@ -19,13 +19,15 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .data import CATEGORY_FEATURES
+from hybridopt import model_dir
+from hybridopt.modeling.data import CATEGORY_FEATURES
 
 BASE_MODELS: Final = ("random_forest", "xgboost", "lightgbm", "mlp")
 ENSEMBLE: Final = "ensemble"
 ALL_MODELS: Final = (*BASE_MODELS, ENSEMBLE)
 TREE_MODELS: Final = ("random_forest", "xgboost", "lightgbm")
-SERVING_FORMAT: Final = {"lightgbm": ("lightgbm_text", "model.txt"), "xgboost": ("xgboost_json", "model.json")}
+SERVING_FORMAT: Final = {"lightgbm": ("lightgbm_text", model_dir.SERVING_FILES["lightgbm_text"]),
+                         "xgboost": ("xgboost_json", model_dir.SERVING_FILES["xgboost_json"])}
 
 
 def _clean(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,17 +16,41 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..features import FeatureSpec
-from ..params import Params
-from . import ceiling as ceil
-from .data import feature_matrix, pair_groups, require_columns, target, training_categories
-from .decision import decision_table, reference_policies, static_rule, threshold_sweep, apply_static_rule
-from .importance import model_importance, shap_shares
-from .metrics import calibration, classification_metrics
-from .models import BASE_MODELS, ENSEMBLE, TREE_MODELS, make_ensemble, make_model, positive_proba
-from .splits import grouped_folds, leave_one_run_out, random_split, sample_groups
-from .tuning import SearchResult, ensemble_cv, search_model
-from .verdicts import verdict
+from hybridopt.data.features import FeatureSpec
+from hybridopt.modeling import ceiling as ceil
+from hybridopt.modeling.data import (
+    feature_matrix,
+    pair_groups,
+    require_columns,
+    target,
+    training_categories,
+)
+from hybridopt.modeling.decision import (
+    apply_static_rule,
+    decision_table,
+    reference_policies,
+    static_rule,
+    threshold_sweep,
+)
+from hybridopt.modeling.importance import model_importance, shap_shares
+from hybridopt.modeling.metrics import calibration, classification_metrics
+from hybridopt.modeling.models import (
+    BASE_MODELS,
+    ENSEMBLE,
+    TREE_MODELS,
+    make_ensemble,
+    make_model,
+    positive_proba,
+)
+from hybridopt.modeling.splits import (
+    grouped_folds,
+    leave_one_run_out,
+    random_split,
+    sample_groups,
+)
+from hybridopt.modeling.tuning import SearchResult, ensemble_cv, search_model
+from hybridopt.modeling.verdicts import verdict
+from hybridopt.params import Params
 
 SPLITS = ("train", "validation", "test")
 

@@ -20,8 +20,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import ParameterSampler, cross_val_predict
 
-from ..params import ModelSearch
-from .models import make_model
+from hybridopt.modeling.models import make_model
+from hybridopt.params import ModelSearch
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..params import Verdict
+from hybridopt.params import Verdict
 
 
 def verdict(*, test_accuracy: float, train_accuracy: float, shares: dict[str, float], precision_gap: float,

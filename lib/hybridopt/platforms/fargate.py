@@ -23,12 +23,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..params import FargateModel, ServicePreset, Workload
-from .draws import Draws
-from .network import ClientNetwork
-from .outcome import ALB_503, ALB_504, HTML, Outcome, Pending, client_timeout, error_for
-from .service import MIB, ServiceTime
-
+from hybridopt.params import FargateModel, ServicePreset, Workload
+from hybridopt.platforms.draws import Draws
+from hybridopt.platforms.network import ClientNetwork
+from hybridopt.platforms.outcome import (
+    ALB_503,
+    ALB_504,
+    HTML,
+    Outcome,
+    Pending,
+    client_timeout,
+    error_for,
+)
+from hybridopt.platforms.service import MIB, ServiceTime
 
 #: A sender idle for longer than its retransmission timeout restarts slow start from the initial window
 #: (RFC 5681 section 4.1, RFC 2861); RFC 6298 (2.4) rounds the RTO up to at least 1 s.

@@ -16,12 +16,21 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ..params import LambdaModel, ServicePreset, Workload
-from .draws import Draws
-from .network import ClientNetwork
-from .outcome import (APIGW_ENDPOINT_TIMEOUT, APIGW_INTERNAL_ERROR, APIGW_REQUEST_TOO_LONG, APIGW_TEXT,
-                      APIGW_TOO_MANY_REQUESTS, Outcome, Pending, client_timeout, error_for)
-from .service import MIB, ServiceTime
+from hybridopt.params import LambdaModel, ServicePreset, Workload
+from hybridopt.platforms.draws import Draws
+from hybridopt.platforms.network import ClientNetwork
+from hybridopt.platforms.outcome import (
+    APIGW_ENDPOINT_TIMEOUT,
+    APIGW_INTERNAL_ERROR,
+    APIGW_REQUEST_TOO_LONG,
+    APIGW_TEXT,
+    APIGW_TOO_MANY_REQUESTS,
+    Outcome,
+    Pending,
+    client_timeout,
+    error_for,
+)
+from hybridopt.platforms.service import MIB, ServiceTime
 
 _Z99 = 2.3263478740408408   # standard-normal 99th percentile
 

@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from ..params import Params, ParamsError, TestbedParams, Workload
-from .draws import Draws
-from .fargate import FargatePlatform
-from .lambda_ import LambdaPlatform
-from .network import ClientNetwork
-from .outcome import Outcome, Pending, client_timeout
-
-PLATFORMS = ("lambda", "ecs")
+from hybridopt.data.contract import PLATFORMS
+from hybridopt.params import Params, ParamsError, TestbedParams, Workload
+from hybridopt.platforms.draws import Draws
+from hybridopt.platforms.fargate import FargatePlatform
+from hybridopt.platforms.lambda_ import LambdaPlatform
+from hybridopt.platforms.network import ClientNetwork
+from hybridopt.platforms.outcome import Outcome, Pending, client_timeout
 
 
 def check_presets(testbed: TestbedParams, workloads: Mapping[str, Workload]) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from ..params import ClientPreset
-from .draws import Draws
+from hybridopt.params import ClientPreset
+from hybridopt.platforms.draws import Draws
 
 
 class ClientNetwork:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import contract
+from hybridopt.data import contract
 
 # --- the real error bodies the client sees (content type, body) ----------------------------------------
 #: API Gateway REST, request body above 10 MB: a plain-text body, not JSON (observed, see testbed.yaml).

@@ -3,8 +3,8 @@ work that a smaller CPU share stretches."""
 
 from __future__ import annotations
 
-from ..params import ServiceEntry
-from .draws import Draws
+from hybridopt.params import ServiceEntry
+from hybridopt.platforms.draws import Draws
 
 MIB = 1_048_576.0
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .handler import Router
+from hybridopt.router.handler import Router
 
 _COLD = r"""
 import sys, sysconfig, time

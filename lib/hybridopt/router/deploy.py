@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .package import HANDLER
+from hybridopt.router.package import HANDLER
 
 if TYPE_CHECKING:
-    from ..params import Deploy
+    from hybridopt.params import Deploy
 
 POLICY_DIR = Path(__file__).resolve().parent
 DEPLOY_POLICY = POLICY_DIR / "deploy-policy.json"

@@ -53,19 +53,23 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from ..features import FeatureSpec
-from .trees import LightGBMTextModel, ModelFormatError, XGBoostJSONModel, load_model
+from hybridopt import model_dir as layout
+from hybridopt.data.contract import ARMS, PLATFORMS
+from hybridopt.data.features import FeatureSpec
+from hybridopt.router.trees import (
+    LightGBMTextModel,
+    ModelFormatError,
+    XGBoostJSONModel,
+    load_model,
+)
 
-ARMS = ("control", "treatment")
-PLATFORMS = ("lambda", "ecs")
 #: The input fields a request may carry (anything else is a 400 naming the field).
 INPUT_FIELDS = ("workload_type", "payload_size_kb", "timestamp", "sent_at", "time_window",
                 "load_pattern", "arm")
 MODEL_DIR_ENV = "HYBRIDOPT_MODEL_DIR"
 ARM_ENV = "HYBRIDOPT_ARM"
-#: Files a model directory holds (the training step's contract plus the router's own config).
-MODEL_FILES = ("feature_columns.json", "feature_spec.json", "static_rule.json", "model_metadata.json")
-ROUTER_CONFIG = "router_config.json"
+MODEL_FILES = layout.REQUIRED_FILES
+ROUTER_CONFIG = layout.ROUTER_CONFIG
 
 
 class BadRequest(ValueError):
@@ -188,11 +192,11 @@ class Router:
             raise PackageError(f"{d}: model file missing: {Path(exc.filename).name}") from None
         except ValueError as exc:
             raise PackageError(f"{d}: a model file is not valid JSON: {exc}") from None
-        spec = FeatureSpec.from_json((d / "feature_spec.json").read_text())
-        if docs["feature_columns.json"] != spec.columns:
+        spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+        if docs[layout.FEATURE_COLUMNS] != spec.columns:
             raise PackageError(f"{d}: feature_columns.json {docs['feature_columns.json']} differs from "
                                f"feature_spec.json columns {spec.columns}")
-        serving = docs["model_metadata.json"].get("serving")
+        serving = docs[layout.METADATA].get("serving")
         if not isinstance(serving, dict) or "format" not in serving or "file" not in serving:
             raise PackageError(f"{d}/model_metadata.json: 'serving' with 'format' and 'file' is required")
         model_path = d / str(serving["file"])
@@ -207,14 +211,14 @@ class Router:
         if model.feature_names and model.feature_names != spec.columns and not _generic_names(model.feature_names):
             raise PackageError(f"{model_path}: model features {model.feature_names} differ from "
                                f"feature_columns.json {spec.columns}")
-        meta = docs["model_metadata.json"]
+        meta = docs[layout.METADATA]
         version = str(meta.get("model_version") or
                       f"{serving['format']}-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
         try:
             cfg = config or RouterConfig.from_dict(docs[ROUTER_CONFIG])
         except (KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"{d}/{ROUTER_CONFIG}: {exc!r}") from None
-        return cls(spec, model, docs["static_rule.json"], meta, cfg, version)
+        return cls(spec, model, docs[layout.STATIC_RULE], meta, cfg, version)
 
     # -- one decision ---------------------------------------------------------------------------
     def parse(self, fields: Mapping[str, Any], now: datetime | None = None) -> RouteInput:

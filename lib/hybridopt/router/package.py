@@ -25,14 +25,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .handler import MODEL_FILES, ROUTER_CONFIG, PackageError, Router, RouterConfig
+from hybridopt import model_dir as layout
+from hybridopt.router.handler import (
+    MODEL_FILES,
+    ROUTER_CONFIG,
+    PackageError,
+    Router,
+    RouterConfig,
+)
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hybridopt.params import Params
 
 #: hybridopt modules the handler imports (a fresh-interpreter test proves this list is enough).
-SHIPPED_MODULES = ("__init__.py", "contract.py", "features.py", "router/__init__.py",
-                   "router/handler.py", "router/trees.py")
+SHIPPED_MODULES = ("__init__.py", "model_dir.py", "data/__init__.py", "data/contract.py", "data/features.py",
+                   "router/__init__.py", "router/handler.py", "router/trees.py")
 HANDLER = "hybridopt.router.handler.lambda_handler"
 ZIP_NAME = "hybridopt-router.zip"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -63,7 +70,7 @@ def router_config(params: "Params") -> RouterConfig:
 
 
 def package_path(params: "Params") -> Path:
-    from ..paths import resolve
+    from hybridopt.paths import resolve
 
     return resolve(params.router.package_dir, params.profile) / ZIP_NAME
 
@@ -89,7 +96,7 @@ def _tzdata_files() -> list[tuple[Path, str]]:
 def stage(model_dir: Path, config: RouterConfig, out_dir: Path) -> None:
     """Copy everything the zip holds into out_dir (the unzipped package)."""
     model_dir = Path(model_dir)
-    meta_path = model_dir / "model_metadata.json"
+    meta_path = layout.metadata_path(model_dir)
     if not meta_path.is_file():
         raise PackageError(f"{model_dir}: no model_metadata.json: train a model first "
                            "(notebook 04_train or `python -m hybridopt train`)")

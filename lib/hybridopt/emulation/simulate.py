@@ -1,0 +1,279 @@
+"""The simulator: the platform model (hybridopt.platforms) driven by a virtual clock.
+
+`simulate(params, seed)` generates the profile's schedule (params.time_windows in order, each running
+its load pattern's phases), sends every generated payload to Lambda and to ECS at the same moment with
+one pair_id, and returns contract rows (source "simulator"). `replay(params, arrivals, seed)` runs a
+given arrival table instead (the calibration replays the real AWS runs with it). Both drive the very
+same `PlatformModel` class as the testbed; only the clock differs.
+
+Arrivals follow Artillery's phase semantics (@artilleryio/int-core lib/phases.js): a constant
+`arrivalRate` spaces arrivals evenly at 1/rate; a `rampTo` phase runs one-second periods whose arrival
+count grows linearly from arrivalRate to rampTo (rounded half up), spaced evenly inside the second.
+Workload and payload size are drawn uniformly per arrival (params.workloads[w].payload_sizes_kb).
+
+Model time: each window starts at its local start hour (day d of the schedule: d*86400 + hour*3600), so
+the hours between windows pass on the model clock (idle environments are reclaimed, services scale in).
+`sent_at` is that time on `start_date` in params.timezone.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridopt.data import contract
+from hybridopt.params import Params
+from hybridopt.platforms import PlatformModel
+from hybridopt.platforms.outcome import Outcome, Pending
+
+SOURCE = "simulator"
+#: Bytes of the request JSON around the payload string (request_id, pair_id, workload_type, timestamp,
+#: metadata): the body the load generator sends is payload + envelope.
+ENVELOPE_BYTES = 256
+DEFAULT_START_DATE = date(2025, 11, 24)   # a Monday; the real collection ran on 22-23 Nov 2025
+#: The contract fields the simulator writes (A/B fields are not its business).
+ROW_COLUMNS = tuple(f.name for f in contract.FIELDS if f.group != "ab")
+ARRIVAL_COLUMNS = ("t_s", "platform", "workload_type", "payload_size_kb", "time_window", "load_pattern",
+                   "run_id", "sent_at")
+
+
+# ------------------------------------------------------------------------------------------ arrivals
+def phase_offsets(duration_s: float, rate_rps: float, ramp_to_rps: float | None) -> np.ndarray:
+    """Arrival offsets (s) inside one phase, as Artillery schedules them."""
+    if ramp_to_rps is None or ramp_to_rps == rate_rps:
+        n = int(math.floor(duration_s * rate_rps + 1e-9))
+        return np.arange(n, dtype=np.float64) / rate_rps if n else np.empty(0)
+    periods = max(1, int(round(duration_s)))
+    if periods == 1:
+        counts = np.array([math.floor((rate_rps + ramp_to_rps) / 2 + 0.5)])
+    else:
+        raw = (ramp_to_rps - rate_rps) / (periods - 1) * np.arange(periods) + rate_rps
+        counts = np.floor(raw + 0.5).astype(np.int64)
+    out = []
+    for i, n in enumerate(counts.tolist()):
+        if n <= 0:
+            continue
+        tick_s = min(math.floor(1000 / n), 1000) / 1000.0
+        out.append(i + tick_s * np.arange(n))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    load_pattern: str
+    start_s: float          # model time the window starts
+    run_id: str
+
+
+def schedule(params: Params, seed: int, start_date: date = DEFAULT_START_DATE) -> list[Window]:
+    """The profile's windows in order on the model clock (a window starting at or before the previous
+    one's hour moves to the next day)."""
+    windows, day, prev_hour = [], 0, -1
+    for name, tw in params.time_windows.items():
+        if tw.start_hour <= prev_hour:
+            day += 1
+        prev_hour = tw.start_hour
+        d = start_date + timedelta(days=day)
+        windows.append(Window(name, tw.load_pattern, float(day * 86400 + tw.start_hour * 3600),
+                              f"sim-s{seed}-{d.isoformat()}-{name}"))
+    return windows
+
+
+def generate_arrivals(params: Params, seed: int, start_date: date = DEFAULT_START_DATE) -> pd.DataFrame:
+    """One row per generated payload (platform "both") for the profile's whole schedule, with the
+    phase and its scheduled rate."""
+    rng = np.random.default_rng([seed, 1])
+    names = list(params.workloads)
+    midnight = datetime(start_date.year, start_date.month, start_date.day, tzinfo=params.tz)
+    frames = []
+    for win in schedule(params, seed, start_date):
+        lp = params.load_patterns[win.load_pattern]
+        t0 = 0.0
+        for ph in lp.phases:
+            off = phase_offsets(ph.duration_s, ph.arrival_rate_rps, ph.ramp_to_rps)
+            end_rate = ph.ramp_to_rps if ph.ramp_to_rps is not None else ph.arrival_rate_rps
+            rate = ph.arrival_rate_rps + (end_rate - ph.arrival_rate_rps) * off / ph.duration_s
+            w_idx = rng.integers(0, len(names), len(off))
+            size = np.empty(len(off))
+            for k, w in enumerate(names):
+                sel = w_idx == k
+                sizes = np.asarray(params.workloads[w].payload_sizes_kb, dtype=np.float64)
+                size[sel] = sizes[rng.integers(0, len(sizes), int(sel.sum()))]
+            frames.append(pd.DataFrame({
+                "t_s": win.start_s + t0 + off, "platform": "both",
+                "workload_type": np.asarray(names, dtype=object)[w_idx], "payload_size_kb": size,
+                "time_window": win.name, "load_pattern": win.load_pattern, "run_id": win.run_id,
+                "phase": ph.name, "scheduled_rate_rps": rate}))
+            t0 += ph.duration_s
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*ARRIVAL_COLUMNS, "phase",
+                                                                                     "scheduled_rate_rps"])
+    base = pd.Timestamp(midnight)
+    df["sent_at"] = base + pd.to_timedelta(df["t_s"].to_numpy(), unit="s")
+    return df
+
+
+# -------------------------------------------------------------------------------------------- engine
+def iso_local(sent_at: pd.Series) -> np.ndarray:
+    """ISO-8601 strings with the UTC offset (e.g. 2025-11-24T02:00:00.200000+05:30), vectorised."""
+    if pd.api.types.is_string_dtype(sent_at) or sent_at.dtype == object:
+        return sent_at.astype(str).to_numpy(dtype=object)
+    if getattr(sent_at.dt, "tz", None) is None:
+        raise ValueError("arrivals.sent_at must be ISO strings or tz-aware timestamps")
+    utc = sent_at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    local = sent_at.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    offset_min = ((local - utc).astype("timedelta64[s]").astype(np.int64) // 60)
+    text = np.datetime_as_string(local, unit="us")
+    labels = {int(m): f"{'+' if m >= 0 else '-'}{abs(int(m)) // 60:02d}:{abs(int(m)) % 60:02d}"
+              for m in np.unique(offset_min)}
+    return np.array([t + labels[m] for t, m in zip(text.tolist(), offset_min.tolist())], dtype=object)
+
+
+def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Send every arrival (platform lambda, ecs or both) through `model` in time order and return the
+    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair."""
+    if len(arrivals) == 0:
+        return pd.DataFrame(columns=list(ROW_COLUMNS))
+    missing = [c for c in ARRIVAL_COLUMNS if c not in arrivals.columns]
+    if missing:
+        raise ValueError(f"arrivals is missing columns {missing} (needs {list(ARRIVAL_COLUMNS)})")
+    bad = sorted(set(arrivals["platform"].unique()) - {"lambda", "ecs", "both"})
+    if bad:
+        raise ValueError(f"arrivals.platform must be lambda, ecs or both; got {bad}")
+    unknown = sorted(set(arrivals["workload_type"].unique()) - set(model.workloads))
+    if unknown:
+        raise ValueError(f"arrivals.workload_type holds {unknown}, not in params.workloads {sorted(model.workloads)}")
+    a = arrivals.sort_values("t_s", kind="stable").reset_index(drop=True)
+    t = a["t_s"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("arrivals.t_s holds non-finite values")
+    kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(kb)) or (kb < 0).any():
+        raise ValueError("arrivals.payload_size_kb must be finite and >= 0")
+    plat = a["platform"].to_numpy(dtype=object)
+    work = a["workload_type"].to_numpy(dtype=object)
+    nbytes = (np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES).tolist()
+
+    # client side in send order, platform side in dispatch order
+    submit = model.submit
+    pend: list[tuple[float, int, Pending]] = []
+    arrival_of: list[int] = []
+    platform_of: list[str] = []
+    for i, (ti, pl, w, nb) in enumerate(zip(t.tolist(), plat.tolist(), work.tolist(), nbytes)):
+        for p in (("lambda", "ecs") if pl == "both" else (pl,)):
+            pend.append((0.0, len(arrival_of), submit(ti, p, w, nb)))
+            arrival_of.append(i)
+            platform_of.append(p)
+    pend = [(x[2].dispatch_at_s, x[1], x[2]) for x in pend]
+    pend.sort(key=lambda x: (x[0], x[1]))
+    outs: list[Outcome] = [None] * len(arrival_of)  # type: ignore[list-item]
+    dispatch, timeout = model.dispatch, model.apply_client_timeout
+    for _, k, p in pend:
+        outs[k] = timeout(dispatch(p))
+
+    idx = np.asarray(arrival_of, dtype=np.int64)
+    is_lambda = np.asarray([p == "lambda" for p in platform_of])
+    run = a["run_id"].to_numpy(dtype=object)[idx]
+    seq = np.char.zfill(idx.astype(str), 6).astype(object)
+    if "pair_id" in a:
+        pair = a["pair_id"].to_numpy(dtype=object)[idx]
+    else:
+        both = plat[idx] == "both"
+        pair = np.where(both, run + "-" + seq, None)
+    rid = run + "-" + seq + np.where(is_lambda, "-L", "-E").astype(object)
+    nan = float("nan")
+    names = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
+             "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id", "actual_payload_size_kb")
+    get = operator.attrgetter(*names)
+    cols = dict(zip(names, zip(*[get(o) for o in outs])))
+
+    def col(name: str) -> list:
+        return list(cols[name])
+
+    def fcol(name: str) -> np.ndarray:
+        return np.array([nan if v is None else v for v in cols[name]], dtype=np.float64)
+
+    status = col("http_status")
+    got = np.array([s is not None for s in status])
+    df = pd.DataFrame({
+        "schema_version": contract.SCHEMA_VERSION, "request_id": rid, "pair_id": pair,
+        "experiment": experiment, "run_id": run, "source": SOURCE, "platform": platform_of,
+        "workload_type": work[idx], "target_payload_size_kb": kb[idx],
+        "time_window": a["time_window"].to_numpy(dtype=object)[idx],
+        "load_pattern": a["load_pattern"].to_numpy(dtype=object)[idx],
+        "phase": (a["phase"].to_numpy(dtype=object)[idx] if "phase" in a else None),
+        "scheduled_rate_rps": (a["scheduled_rate_rps"].to_numpy(dtype=np.float64)[idx]
+                               if "scheduled_rate_rps" in a else nan),
+        "sent_at": iso_local(a["sent_at"])[idx],
+        "http_status": pd.array(status, dtype="Int64"), "error": col("error"),
+        "upload_ms": fcol("upload_ms"), "first_byte_ms": fcol("first_byte_ms"), "total_ms": fcol("total_ms"),
+        "execution_time_ms": fcol("execution_time_ms"),
+        "cold_start": pd.array(col("cold_start"), dtype="boolean"),
+        "init_duration_ms": fcol("init_duration_ms"), "billed_duration_ms": fcol("billed_duration_ms"),
+        "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": col("instance_id"),
+        "actual_payload_size_kb": np.where(got, fcol("actual_payload_size_kb"), nan),
+    }, columns=list(ROW_COLUMNS))
+    return df
+
+
+def replay(params: Params, arrivals: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Run an arrival table on a fresh model seeded with `seed` and return contract rows as a frame.
+
+    arrivals columns: t_s (model seconds, one clock for the whole table: runs far apart in t_s behave
+    like separate hours), platform ("lambda" | "ecs" | "both"), workload_type, payload_size_kb,
+    time_window, load_pattern, run_id, sent_at (ISO string or tz-aware timestamp); optional pair_id,
+    phase, scheduled_rate_rps. Rows come back in arrival order (sorted by t_s)."""
+    model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
+    return run_model(model, arrivals, params.experiment)
+
+
+@dataclass
+class SimulationResult:
+    rows: pd.DataFrame
+    model: PlatformModel
+    windows: list[Window]
+    arrivals: int
+    elapsed_s: float
+
+
+def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE) -> SimulationResult:
+    """The profile's full schedule on one model (paired: every arrival goes to both platforms)."""
+    t0 = time.perf_counter()
+    arrivals = generate_arrivals(params, seed, start_date)
+    model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
+    rows = run_model(model, arrivals, params.experiment)
+    return SimulationResult(rows, model, schedule(params, seed, start_date), len(arrivals),
+                            time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------- writing
+def write_jsonl(rows: pd.DataFrame, out_dir: Path) -> dict[str, int]:
+    """One contract JSONL file per run_id (`<out_dir>/<run_id>.jsonl`, replaced); returns lines per file.
+    Unknown values are written as null."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for run, part in rows.groupby("run_id", sort=False):
+        text = part.to_json(orient="records", lines=True, double_precision=3)
+        path = out_dir / f"{run}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        tmp.replace(path)
+        counts[str(run)] = len(part)
+    return counts
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (time_window, platform): lines, errors, cold starts, median/p95 total_ms of successes."""
+    ok = rows["error"].isna()
+    g = rows.assign(ok_ms=rows["total_ms"].where(ok)).groupby(["time_window", "platform"], sort=False)
+    out = g.agg(lines=("total_ms", "size"), errors=("error", lambda s: int(s.notna().sum())),
+                cold_starts=("cold_start", lambda s: int(s.fillna(False).sum())),
+                median_ok_ms=("ok_ms", "median"), p95_ok_ms=("ok_ms", lambda s: s.quantile(0.95)))
+    return out.round(1)

@@ -1,0 +1,54 @@
+"""Parameters: `params/base.yaml` + `params/testbed.yaml` + `params/<profile>.yaml`, deep-merged in
+that order and validated (`load_params`). Any unknown key, wrong type or missing file raises
+`ParamsError` naming the file, the dotted key and what was expected.
+
+The sections live by stage: `experiment` (data, workloads, schedule, prices, labels, features,
+training), `testbed` (the platform model, every value sourced), `stages` (router, deploy, A/B,
+collection); `load` holds the whole `Params` and the loader."""
+
+from hybridopt.params.common import ParamsError  # noqa: F401
+from hybridopt.params.experiment import (  # noqa: F401
+    Audit,
+    CostOptions,
+    DataPaths,
+    FargateTask,
+    Features,
+    Gates,
+    Labels,
+    LoadPattern,
+    ModelSearch,
+    Pairing,
+    Phase,
+    Price,
+    Prices,
+    SearchValue,
+    Selection,
+    Split,
+    TimeWindow,
+    Training,
+    Verdict,
+    Workload,
+)
+from hybridopt.params.load import (  # noqa: F401
+    BASE_FILES,
+    Params,
+    known_profiles,
+    load_params,
+    profile_files,
+)
+from hybridopt.params.stages import AB, Collection, Deploy, GeneratorLimits, Router  # noqa: F401
+from hybridopt.params.testbed import (  # noqa: F401
+    Autoscaling,
+    Basis,
+    ClientInflation,
+    ClientPreset,
+    FargateModel,
+    KeepAlive,
+    LambdaModel,
+    ServiceEntry,
+    ServicePreset,
+    Sourced,
+    TestbedParams,
+)
+
+__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'CostOptions', 'DataPaths', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']

@@ -1,0 +1,197 @@
+"""Synthetic data with KNOWN truth, one generator per stage, for the tests, the benchmarks and the
+reports' own method checks. Nothing here resembles the real platforms; each only has the right shape.
+
+- `synthetic_table`: training tables with the training table's schema (table.PAIR_COLUMNS + the
+  feature columns) and a known label probability per context. The label is drawn first:
+  P(lambda better | context) = logistic(signal * score(context)); the two outcomes are then drawn to
+  agree with it (label 1: Lambda >= 15 % faster and cheaper; label 0: Lambda slower or dearer), so
+  decision-quality numbers are consistent with the labels. `bayes_accuracy` is the expected
+  accuracy of the best possible classifier on the drawn contexts: mean of max(p, 1 - p).
+- `write_synthetic_model_dir`: a small model directory trained on synthetic contexts, in exactly
+  the training step's layout (hybridopt.model_dir), marked `synthetic: true` in its metadata, for
+  the router's tests and benchmarks before a real model exists.
+- `synthetic_arms`: two A/B arms with known population differences (the coverage check of 07).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hybridopt import model_dir as layout
+from hybridopt.data.features import FeatureSpec
+from hybridopt.data.table import PAIR_COLUMNS
+from hybridopt.params import Params
+
+
+# ------------------------------------------------------------------------------ training tables
+@dataclass(frozen=True)
+class SyntheticTable:
+    table: pd.DataFrame
+    p_lambda: np.ndarray          # the true P(label = 1) of every row
+    bayes_accuracy: float         # mean of max(p, 1 - p)
+
+
+def synthetic_table(params: Params, n_pairs: int, seed: int, *, signal: float = 1.0,
+                    time_windows: list[str] | None = None, days: int = 14,
+                    fail_share: float = 0.01) -> SyntheticTable:
+    """A training table of n_pairs synthetic pairs, one run per time window (as in the plan)."""
+    rng = np.random.default_rng(seed)
+    spec = FeatureSpec.from_params(params)
+    windows = time_windows or list(params.time_windows)
+    workloads = list(params.workloads)
+    w = rng.integers(0, len(workloads), n_pairs)
+    workload = np.array(workloads, dtype=object)[w]
+    payload = np.array([rng.choice(params.workloads[x].payload_sizes_kb) for x in workload], dtype=float)
+    tw_idx = rng.integers(0, len(windows), n_pairs)
+    tw = np.array(windows, dtype=object)[tw_idx]
+    lp = np.array([params.time_windows[x].load_pattern for x in tw], dtype=object)
+    day = rng.integers(0, days, n_pairs)
+    start = datetime(2025, 11, 3, tzinfo=params.tz)  # a Monday
+    sent = []
+    for d, t in zip(day, tw):
+        win = params.time_windows[t]
+        local = start + timedelta(days=int(d), hours=win.start_hour,
+                                  seconds=float(rng.uniform(0, 3600 * max(1, win.end_hour - win.start_hour))))
+        sent.append(local.astimezone(timezone.utc))
+    sent_at = pd.to_datetime(pd.Series(sent), utc=True)
+    weekend = (sent_at.dt.tz_convert(params.timezone).dt.day_of_week >= 5).to_numpy()
+
+    # the true label probability
+    size_rank = np.array([params.workloads[x].payload_sizes_kb.index(p) / max(1, len(params.workloads[x].payload_sizes_kb) - 1)
+                          for x, p in zip(workload, payload)])
+    tw_code = np.array([params.time_windows[t].code for t in tw], dtype=float)
+    lp_code = np.array([params.load_patterns[x].code for x in lp], dtype=float)
+    w_effect = np.array([0.8, 0.3, -0.2, -0.6, 0.0, 0.0, 0.0, 0.0])[w]
+    score = (w_effect + (1.2 - 0.6 * w) * (size_rank - 0.5) + 0.25 * np.cos(tw_code) - 0.2 * (lp_code == 2)
+             + 0.3 * weekend * (w == 1))
+    p = 1.0 / (1.0 + np.exp(-signal * 2.0 * score))
+    y = (rng.random(n_pairs) < p).astype(np.int64)
+
+    # outcomes that agree with the label
+    ecs_lat = np.exp(rng.normal(np.log(50 + 400 * w + 0.05 * payload), 0.3))
+    ecs_cost = 2e-6 * (1 + w) * rng.uniform(0.8, 1.2, n_pairs)
+    better = rng.uniform(0.3, 0.85, (2, n_pairs))
+    which = rng.random(n_pairs) < 0.5
+    worse_lat = np.where(which, rng.uniform(1.0, 2.5, n_pairs), rng.uniform(0.4, 1.5, n_pairs))
+    worse_cost = np.where(which, rng.uniform(0.4, 1.5, n_pairs), rng.uniform(1.0, 2.0, n_pairs))
+    lam_lat = ecs_lat * np.where(y == 1, better[0], worse_lat)
+    lam_cost = ecs_cost * np.where(y == 1, better[1], worse_cost)
+    lam_ok = rng.random(n_pairs) >= fail_share
+    ecs_ok = rng.random(n_pairs) >= fail_share
+
+    ids = [f"syn-{seed}-{i:07d}" for i in range(n_pairs)]
+    table = pd.DataFrame({
+        "pair_id": ids, "pairing": "paired", "gap_s": 0.0,
+        "run_id": [f"run-{t}" for t in tw],
+        "source": "simulator", "experiment": params.experiment,
+        "workload_type": workload, "payload_size_kb": payload, "time_window": tw, "load_pattern": lp,
+        "phase": "steady", "scheduled_rate_rps": 5.0, "sent_at": sent_at,
+        "lambda_request_id": [i + "-l" for i in ids], "ecs_request_id": [i + "-e" for i in ids],
+        "lambda_ok": lam_ok, "ecs_ok": ecs_ok,
+        "lambda_error": np.where(lam_ok, None, "http_error"), "ecs_error": np.where(ecs_ok, None, "http_error"),
+        "lambda_latency_ms": lam_lat, "ecs_latency_ms": ecs_lat,
+        "lambda_cost_usd": lam_cost, "ecs_cost_usd": ecs_cost,
+        "lambda_cold_start": rng.random(n_pairs) < 0.02,
+        "latency_optimal": (lam_lat < ecs_lat).astype(np.int64),
+        "cost_optimal": (lam_cost < ecs_cost).astype(np.int64),
+        "balanced_optimal": y,
+    })
+    for c in ("workload_type", "time_window", "load_pattern", "pairing", "source", "experiment", "phase"):
+        table[c] = table[c].astype("category")
+    feats = spec.frame(table[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]])
+    # payload_size_kb is both a pair column and a feature (the same value): keep one
+    feats = feats.drop(columns=[c for c in feats.columns if c in PAIR_COLUMNS])
+    table = pd.concat([table[list(PAIR_COLUMNS)], feats], axis=1)
+    return SyntheticTable(table, p, float(np.maximum(p, 1 - p).mean()))
+
+
+# --------------------------------------------------------------------------- router model dir
+def synthetic_contexts(spec: FeatureSpec, n: int, seed: int) -> pd.DataFrame:
+    """Random request contexts over the spec's categories, with a known P(lambda is optimal)."""
+    rng = np.random.default_rng(seed)
+    workloads = sorted(spec.workload_codes)
+    windows = sorted(spec.time_window_codes)
+    patterns = sorted(spec.load_pattern_codes)
+    w = rng.choice(workloads, n)
+    tw = rng.choice(windows, n)
+    hours = np.array([rng.integers(*spec.time_window_hours[x]) for x in tw])
+    day = pd.Timestamp("2025-11-17", tz=spec.timezone) + pd.to_timedelta(rng.integers(0, 7, n), unit="D")
+    sent_at = (day + pd.to_timedelta(hours, unit="h") + pd.to_timedelta(rng.integers(0, 3600, n), unit="s"))
+    payload = np.exp(rng.uniform(np.log(0.5), np.log(10240), n))
+    lp = rng.choice(patterns, n)
+    logit = (2.5 - 0.55 * np.log1p(payload) - 0.4 * np.array([spec.load_pattern_codes[x] for x in lp])
+             + 0.5 * (np.array([spec.time_window_codes[x] for x in tw]) % 2))
+    p = 1.0 / (1.0 + np.exp(-logit))
+    label = (rng.random(n) < p).astype(int)
+    return pd.DataFrame({"workload_type": w, "payload_size_kb": payload, "sent_at": sent_at.tz_convert("UTC"),
+                         "time_window": tw, "load_pattern": lp, "label": label, "p_true": p})
+
+
+def write_synthetic_model_dir(spec: FeatureSpec, out_dir: str | Path,
+                              fmt: Literal["lightgbm", "xgboost"] = "lightgbm", n_rows: int = 4000,
+                              n_trees: int = 100, seed: int = 0) -> Path:
+    """Train a small booster on synthetic contexts and write the serving layout into out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = synthetic_contexts(spec, n_rows, seed)
+    X = spec.frame(ctx)
+    y = ctx["label"].to_numpy()
+    if fmt == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15, "seed": seed,
+                             "learning_rate": 0.1, "num_threads": 1}, lgb.Dataset(X, y), n_trees)
+        booster.save_model(str(out / layout.SERVING_FILES["lightgbm_text"]))
+        serving = {"format": "lightgbm_text", "file": layout.SERVING_FILES["lightgbm_text"]}
+    else:
+        import xgboost as xgb
+
+        booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "seed": seed,
+                             "nthread": 1}, xgb.DMatrix(X, y, feature_names=list(X.columns)), n_trees)
+        booster.save_model(str(out / layout.SERVING_FILES["xgboost_json"]))
+        serving = {"format": "xgboost_json", "file": layout.SERVING_FILES["xgboost_json"]}
+    share = ctx.groupby("workload_type")["label"].mean()
+    static_rule = {w: ("lambda" if share.get(w, 0.0) >= 0.5 else "ecs") for w in spec.workload_codes}
+    (out / layout.FEATURE_COLUMNS).write_text(json.dumps(spec.columns))
+    (out / layout.FEATURE_SPEC).write_text(spec.to_json())
+    (out / layout.STATIC_RULE).write_text(json.dumps(static_rule, indent=2, sort_keys=True))
+    meta = {"model_version": f"synthetic-{fmt}-seed{seed}", "synthetic": True, "family": fmt,
+            "serving": {**serving, "label": "synthetic_optimal", "threshold": 0.5, "positive_class": "lambda"}}
+    (out / layout.METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return out
+
+
+# --------------------------------------------------------------------------------- A/B arms
+def synthetic_arms(n_per_arm: int, seed: int, latency_ratio: float = 1.0, cost_ratio: float = 1.0,
+                   error_control: float = 0.02, error_treatment: float = 0.02,
+                   accuracy_control: float = 0.6, accuracy_treatment: float = 0.6) -> tuple[pd.DataFrame, dict]:
+    """Two arms with KNOWN population differences (for tests and the notebook's sanity check):
+    latency lognormal (median 120 ms), cost gamma (mean 2e-6 USD); treatment scaled by the ratios.
+    Returns the frame and the true differences of every metric."""
+    rng = np.random.default_rng(seed)
+    mu, sigma = math.log(120.0), 0.6
+    shape, mean_c = 2.0, 2e-6
+    frames = []
+    for arm, lr, cr, er, acc in (("control", 1.0, 1.0, error_control, accuracy_control),
+                                 ("treatment", latency_ratio, cost_ratio, error_treatment, accuracy_treatment)):
+        correct = rng.random(n_per_arm) < acc
+        frames.append(pd.DataFrame({
+            "arm": arm, "platform": np.where(correct, "lambda", "ecs"), "oracle_platform": "lambda",
+            "latency_ms": rng.lognormal(mu, sigma, n_per_arm) * lr,
+            "cost_usd": rng.gamma(shape, mean_c / shape, n_per_arm) * cr,
+            "ok": rng.random(n_per_arm) >= er}))
+    q = {p: math.exp(mu + sigma * stats.norm.ppf(p)) for p in (0.5, 0.95, 0.99)}
+    truth = {"cost_per_request_usd": mean_c * (cost_ratio - 1),
+             "latency_p50_ms": q[0.5] * (latency_ratio - 1), "latency_p95_ms": q[0.95] * (latency_ratio - 1),
+             "latency_p99_ms": q[0.99] * (latency_ratio - 1), "error_rate": error_treatment - error_control,
+             "routing_accuracy": accuracy_treatment - accuracy_control}
+    return pd.concat(frames, ignore_index=True), truth

@@ -1,0 +1,257 @@
+"""Validation logic on crafted tables, the replay schedule of a real session, and a leave-one-session-out
+run on logs the platform model produced itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hybridopt import calibration as cal
+from hybridopt.calibration import validate as v
+from hybridopt.emulation.simulate import phase_offsets
+from hybridopt.params import load_params
+
+OPTS = v.ValidationOptions(min_cell_rows=20, min_faster_rows=10)
+
+
+def _sourced(value):
+    return {"value": value, "basis": "assumption", "source": "test truth for the round trip"}
+
+
+def _rows(run: str, workload: str, platform: str, totals, size_kb: float = 1.0, cold: int = 0) -> pd.DataFrame:
+    n = len(totals)
+    c = np.zeros(n, dtype=bool)
+    c[:cold] = True
+    return pd.DataFrame({"run_id": run, "workload_type": workload, "platform": platform,
+                         "target_payload_size_kb": size_kb, "total_ms": np.asarray(totals, dtype=float),
+                         "error": None, "http_status": 200,
+                         "cold_start": pd.array(c if platform == "lambda" else [pd.NA] * n, dtype="boolean")})
+
+
+def _cat(*frames: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_latency_cells_pass_and_fail_on_the_25_percent_rule() -> None:
+    base = np.linspace(900, 1100, 100)          # median 1000, p95 1090
+    real = _cat(_rows("r1", "w", "lambda", base), _rows("r1", "w", "ecs", base), _rows("r1", "x", "lambda", base),
+                _rows("r1", "y", "lambda", base[:5]))
+    sim = _cat(_rows("r1", "w", "lambda", base * 1.2),              # +20 %: pass
+               _rows("r1", "w", "ecs", base * 1.3),                 # +30 %: fail
+               _rows("r1", "x", "lambda", base[:5]),                # the model lost the cell: judged, fail
+               _rows("r1", "y", "lambda", base * 3))                # too few real rows: not judged
+    out = v.compare(real, sim, OPTS)
+    cells = {(c["workload_type"], c["platform"]): c for c in out["cells"]}
+    assert cells[("w", "lambda")]["pass_median"] is True and cells[("w", "lambda")]["pass_p95"] is True
+    assert cells[("w", "lambda")]["median_rel_err"] == pytest.approx(0.2, abs=1e-9)
+    assert cells[("w", "ecs")]["pass_median"] is False and cells[("w", "ecs")]["pass_p95"] is False
+    assert cells[("x", "lambda")]["judged"] is True and cells[("x", "lambda")]["pass_median"] is False
+    assert cells[("y", "lambda")]["judged"] is False and cells[("y", "lambda")]["pass_median"] is None
+    t = out["thresholds"]
+    assert (t["latency_median"]["cells"], t["latency_median"]["passed"]) == (3, 1)
+    assert t["latency_median"]["pass"] is False
+    # all judged cells within tolerance: the threshold passes
+    ok = v.compare(real, _cat(_rows("r1", "w", "lambda", base * 0.8), _rows("r1", "w", "ecs", base * 1.25),
+                              _rows("r1", "x", "lambda", base)), OPTS)
+    assert ok["thresholds"]["latency_median"]["pass"] is True and ok["thresholds"]["latency_p95"]["pass"] is True
+
+
+def test_errors_and_timeouts_are_not_latencies() -> None:
+    real = _rows("r1", "w", "lambda", np.full(50, 1000.0))
+    sim = _rows("r1", "w", "lambda", np.full(50, 1000.0))
+    bad = _rows("r1", "w", "lambda", np.full(200, 9000.0))
+    bad["error"], bad["http_status"] = "timeout", None
+    out = v.compare(real, _cat(sim, bad), OPTS)
+    assert out["cells"][0]["n_sim"] == 50 and out["cells"][0]["median_sim_ms"] == 1000.0
+
+
+def test_faster_platform_agreement_share() -> None:
+    real, sim = [], []
+    # 5 payload sizes: real says lambda is faster in all; the model agrees in 4
+    for i, kb in enumerate([1, 2, 3, 4, 5]):
+        real += [_rows("r1", "w", "lambda", np.full(20, 500.0), kb), _rows("r1", "w", "ecs", np.full(20, 800.0), kb)]
+        ecs_sim = 400.0 if i == 0 else 900.0
+        sim += [_rows("r1", "w", "lambda", np.full(20, 500.0), kb), _rows("r1", "w", "ecs", np.full(20, ecs_sim), kb)]
+    out = v.compare(_cat(*real), _cat(*sim), OPTS)
+    f = out["thresholds"]["faster_platform"]
+    assert (f["cells"], f["agree"], f["share"]) == (5, 4, 0.8)
+    assert f["pass"] is True                              # 0.8 is enough
+    sim[2] = _rows("r1", "w", "lambda", np.full(20, 1000.0), 2)
+    out = v.compare(_cat(*real), _cat(*sim), OPTS)
+    assert out["thresholds"]["faster_platform"]["share"] == 0.6 and out["thresholds"]["faster_platform"]["pass"] is False
+
+
+def test_a_platform_that_mostly_failed_counts_as_slower() -> None:
+    real = _cat(_rows("r1", "w", "lambda", np.full(30, 5000.0), 3), _rows("r1", "w", "ecs", np.full(3, 9000.0), 3))
+    sim = _cat(_rows("r1", "w", "lambda", np.full(30, 5000.0), 3))
+    f = v.compare(real, sim, OPTS)["faster"][0]
+    assert (f["real"], f["sim"], f["agree"]) == ("lambda", "lambda", True)
+
+
+def test_cold_start_rates_within_an_order_of_magnitude() -> None:
+    t = np.full(1000, 700.0)
+    real = _cat(_rows("r1", "a", "lambda", t, cold=2), _rows("r1", "b", "lambda", t, cold=2),
+                _rows("r1", "c", "lambda", t, cold=0))
+    sim = _cat(_rows("r1", "a", "lambda", t, cold=10),    # x5: pass
+               _rows("r1", "b", "lambda", t, cold=40),    # x20: fail
+               _rows("r1", "c", "lambda", t, cold=0))     # both zero: pass
+    out = v.compare(real, sim, OPTS)
+    cold = {c["workload_type"]: c for c in out["cold_start"]}
+    assert cold["a"]["pass"] is True and cold["b"]["pass"] is False and cold["c"]["pass"] is True
+    assert cold["b"]["log10_ratio"] == pytest.approx(np.log10(40.5 / 2.5))
+    assert out["thresholds"]["cold_start_rate"] == {**out["thresholds"]["cold_start_rate"], "cells": 3, "passed": 2,
+                                                    "pass": False}
+
+
+def test_session_arrivals_follow_the_schedule_and_the_mix() -> None:
+    params = load_params("thesis-2025-11")
+    t0 = pd.Timestamp("2025-11-23T04:15:00Z")
+    real = pd.DataFrame({"run_id": ["morning_peak_ramp_load", "morning_peak_ramp_load", "late_night_ramp_load",
+                                    "late_night_ramp_load"],
+                         "time_window": ["morning_peak", "morning_peak", "late_night", "late_night"],
+                         "load_pattern": "ramp_load",
+                         "sent_at": [t0, t0 + pd.Timedelta(minutes=14), t0 + pd.Timedelta(minutes=15),
+                                     t0 + pd.Timedelta(minutes=60)]})
+    arr = v.session_arrivals(real, params, seed=3)
+    lp = params.load_patterns["ramp_load"]
+    expected = sum(len(phase_offsets(p.duration_s, p.arrival_rate_rps, p.ramp_to_rps)) for p in lp.phases)
+    assert len(arr) == expected                              # the whole hour of the ramp
+    assert set(arr["platform"]) == {"lambda", "ecs"}
+    share = arr.groupby(["platform", "workload_type"]).size() / len(arr)
+    assert len(share) == 8 and share.min() > 0.11 and share.max() < 0.14
+    for w, g in arr.groupby("workload_type"):
+        assert set(g["payload_size_kb"]) == set(params.workloads[w].payload_sizes_kb)
+    early = arr[arr["sent_at"] < t0 + pd.Timedelta(minutes=15)]
+    assert set(early["run_id"]) == {"morning_peak_ramp_load"}
+    assert set(arr.loc[arr["sent_at"] >= t0 + pd.Timedelta(minutes=15), "run_id"]) == {"late_night_ramp_load"}
+    rate_first_min = (arr["t_s"] < 60).sum() / 60
+    rate_last_min = (arr["t_s"] >= 3540).sum() / 60
+    assert rate_first_min == pytest.approx(5.2, abs=0.5) and rate_last_min == pytest.approx(24.8, abs=0.5)
+
+
+@pytest.mark.slow
+def test_leave_one_session_out_on_model_made_logs_passes_where_the_client_is_stable() -> None:
+    """Logs from the platform model itself, one client for every session: the out-of-sample replay must
+    reproduce them (a validation that could not pass here would be broken)."""
+    overrides = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
+                             "clients": {"distant": {"rtt_ms": _sourced(180.0), "upload_mbps": _sourced(40.0),
+                                                     "tls_handshake_rtts": _sourced(1)}}},
+                 "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                               for w, n in (("medium_processing", 3), ("heavy_processing", 6))}}
+    params = load_params("thesis-2025-11", overrides=overrides)
+    low = params.load_patterns["low_load"].model_copy(update={"phases": [
+        params.load_patterns["low_load"].phases[0].model_copy(update={"duration_s": 600.0})]})
+    med = params.load_patterns["medium_load"].model_copy(update={"phases": [
+        params.load_patterns["medium_load"].phases[0].model_copy(update={"duration_s": 600.0, "arrival_rate_rps": 8.0})]})
+    params = params.model_copy(update={"load_patterns": {**params.load_patterns, "low_load": low, "medium_load": med}})
+    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_medium": ("medium_load", med)}, seed=9)
+    res = v.validate(df, params, v.ValidationOptions(seed=1), in_sample=False)
+    assert len(res["folds"]) == 2
+    t = res["out_of_sample"]["thresholds"]
+    assert t["latency_median"]["share"] >= 0.85, v.cells_frame(res["out_of_sample"]).to_string()
+    assert t["faster_platform"]["pass"] and t["cold_start_rate"]["pass"]
+
+
+def test_log_errors_summarise_the_judged_cells() -> None:
+    cells = [{"judged": True, "median_real_ms": 100.0, "median_sim_ms": 200.0, "median_rel_err": 1.0,
+              "p95_real_ms": 100.0, "p95_sim_ms": 50.0, "p95_rel_err": -0.5},
+             {"judged": True, "median_real_ms": 100.0, "median_sim_ms": 100.0, "median_rel_err": 0.0,
+              "p95_real_ms": 100.0, "p95_sim_ms": float("nan"), "p95_rel_err": None},
+             {"judged": False, "median_real_ms": 1.0, "median_sim_ms": 1000.0, "median_rel_err": 999.0,
+              "p95_real_ms": 1.0, "p95_sim_ms": 1000.0, "p95_rel_err": 999.0}]
+    e = v.log_errors({"cells": cells})
+    assert e["median_abs_log_err_mean"] == pytest.approx(np.log(2) / 2)
+    assert e["median_abs_log_err_median"] == pytest.approx(np.log(2) / 2)
+    assert e["p95_abs_log_err_mean"] == pytest.approx(np.log(2)) and e["p95_cells_without_sim"] == 1
+
+
+@pytest.mark.slow
+def test_inflation_form_comparison_prefers_the_form_that_made_the_logs() -> None:
+    """Model-made logs whose client stretches every round trip with its request rate (round_trip form),
+    three sessions (5, 5-25 and 15 requests/s): out of sample the round_trip fit must come closer than the
+    additive one (the held-out 15 requests/s session is where the form matters), and it recovers q."""
+    truth_ms = 10.0
+    overrides = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
+                             "clients": {"distant": {
+                                 "rtt_ms": _sourced(180.0), "upload_mbps": _sourced(40.0), "tls_handshake_rtts": _sourced(1),
+                                 "inflation": {"enabled": _sourced(True), "form": _sourced("round_trip"),
+                                               "threshold_rps": _sourced(5.0), "ms_per_rps": _sourced(truth_ms),
+                                               "exponent": _sourced(1.0), "window_s": _sourced(10.0)}}}},
+                 "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                               for w, n in (("thumbnail_processing", 2), ("medium_processing", 6),
+                                            ("heavy_processing", 12))}}
+    params = load_params("thesis-2025-11", overrides=overrides)
+    lp = params.load_patterns
+
+    def short(name: str, **phase) -> object:
+        return lp[name].model_copy(update={"phases": [lp[name].phases[0].model_copy(update={"duration_s": 600.0, **phase})]})
+
+    low, ramp, med = short("low_load"), short("ramp_load"), short("medium_load")
+    params = params.model_copy(update={"load_patterns": {**lp, "low_load": low, "ramp_load": ramp, "medium_load": med}})
+    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_ramp": ("ramp_load", ramp),
+                                 "c_medium": ("medium_load", med)}, seed=4)
+    res = v.compare_inflation_forms(df, params, forms=("additive", "round_trip"), opts=v.ValidationOptions(seed=1))
+    rt, add = res["round_trip"]["out_of_sample"], res["additive"]["out_of_sample"]
+    print({f: (r["out_of_sample"]["median_abs_log_err_mean"], r["out_of_sample"]["p95_abs_log_err_mean"], r["folds"])
+           for f, r in res.items()})
+    assert rt["median_abs_log_err_mean"] < add["median_abs_log_err_mean"]
+    assert rt["p95_abs_log_err_mean"] < add["p95_abs_log_err_mean"]
+    assert res["round_trip"]["folds"]["c_medium"]["inflation_ms_per_rps"] == pytest.approx(truth_ms, rel=0.3)
+
+
+def test_simulator_summary_counts_per_window_and_platform() -> None:
+    df = _cat(_rows("r1", "w", "lambda", np.full(10, 100.0), cold=3), _rows("r1", "w", "ecs", np.full(5, 200.0)))
+    df["time_window"] = "midday"
+    df.loc[0, "error"] = "timeout"
+    s = v.simulator_summary(df).set_index("platform")
+    assert s.loc["lambda", "lines"] == 10 and s.loc["lambda", "errors"] == 1 and s.loc["lambda", "cold_starts"] == 3
+    assert s.loc["ecs", "median_ms"] == 200.0 and s.loc["ecs", "cold_starts"] == 0
+
+
+SHARED = __import__("hybridopt.paths", fromlist=["x"]).shared_dir() / "data" / "thesis-aws-2025-11"
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared_data
+def test_validate_testbed_cli_on_the_real_logs(tmp_path) -> None:
+    """The Must-show command: the table with a pass boolean per threshold and per cell, and the figure."""
+    import json
+
+    from hybridopt import cli
+
+    assert cli.main(["validate-testbed", "--data", str(SHARED), "--out", str(tmp_path), "--no-in-sample"]) == 0
+    res = json.loads((tmp_path / "validation.json").read_text())
+    assert (tmp_path / "validation.png").stat().st_size > 10_000
+    assert res["data"]["lines"] == 65023
+    assert [f["held_out_session"] for f in res["folds"]] == ["early_morning_low_load", "midday_medium_load",
+                                                             "morning_peak_ramp_load"]
+    assert sorted(res["folds"][2]["held_out_runs"]) == ["late_night_ramp_load", "morning_peak_ramp_load"]
+    t = res["out_of_sample"]["thresholds"]
+    assert set(t) == {"latency_median", "latency_p95", "faster_platform", "cold_start_rate", "pass"}
+    assert all(isinstance(x["pass"], bool) for x in t.values() if isinstance(x, dict))
+    judged = [c for c in res["out_of_sample"]["cells"] if c["judged"]]
+    assert len(judged) >= 20 and all(isinstance(c["pass_median"], bool) for c in judged)
+    assert res["pass"] == t["pass"]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared_data
+def test_report_section_on_two_real_sessions_is_cached(tmp_path) -> None:
+    """01_collect's section for a profile with real logs: tables, figure, reuse unless forced."""
+    import shutil
+
+    src = SHARED / "variance-experiment"
+    data = tmp_path / "logs"
+    for run in ("early_morning_low_load", "midday_medium_load"):
+        shutil.copytree(src / run, data / run)
+    params = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)}})
+    s = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
+    assert s.kind == "real-logs" and "leave-one-session-out" in s.text
+    assert set(s.tables) >= {"thresholds", "cells_out_of_sample", "calibration_service", "model_client", "folds"}
+    assert len(s.tables["folds"]) == 2 and s.figure.exists()
+    stamp = (tmp_path / "out" / "validation.json").stat().st_mtime_ns
+    again = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
+    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns == stamp
+    assert again.tables["thresholds"].equals(s.tables["thresholds"])
+    v.report_section(params, force=True, out_dir=tmp_path / "out", in_sample=False)
+    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns != stamp

@@ -1,0 +1,40 @@
+"""The whole seven-notebook pipeline through run_all.py (papermill + nbconvert), on the simulator's
+smoke profile: no external data, a couple of minutes. The default profile `quick` is the same
+pipeline with real Artillery collection (its stages are tested in test_collect*.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hybridopt import paths
+from hybridopt.params import load_params
+
+STAGES = ["01_collect", "02_eda", "03_preprocess", "04_train", "05_shap", "06_deploy", "07_ab_test"]
+
+
+@pytest.mark.slow
+def test_run_all_smoke_profile_end_to_end(tmp_path):
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, str(paths.PROJECT_ROOT / "run_all.py"), "--profile", "smoke", "--force",
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    stages = json.loads((out / "run.json").read_text())["stages"]
+    assert [s for s in stages] == STAGES
+    assert all(s["status"] == "ok" for s in stages.values()), stages
+    index = (out / "index.html").read_text()
+    for name in STAGES:
+        page = (out / f"{name}.html").read_text()
+        assert "git commit" in page and "Gates" in page, name     # provenance + gates header
+        assert "Traceback" not in page, name
+        assert f"href='{name}.html'" in index
+    assert "noise ceiling" in (out / "04_train.html").read_text().lower()
+    assert "verdict" in (out / "04_train.html").read_text().lower()
+    params = load_params("smoke")
+    models = params.path("models_dir")
+    meta = json.loads((models / "model_metadata.json").read_text())
+    assert (models / meta["serving"]["file"]).is_file() and (models / "feature_spec.json").is_file()
+    card = json.loads((paths.processed(params).data_card).read_text())
+    assert card["rows"]["input_lines"] == card["rows"]["kept"] + card["rows"]["repaired"] + card["rows"]["quarantined"]
