@@ -90,6 +90,90 @@ def extra_ms(form: str, m: float, x: npt.ArrayLike) -> np.ndarray:
     return m * np.asarray(x, dtype=np.float64) if form == "additive" else 0.0 * np.asarray(x, dtype=np.float64)
 
 
+LIGHT_WORKLOAD: Final = "lightweight_api"   # bodies within the initial congestion window: no meaningful upload
+
+
+def light_bins(warm: pd.DataFrame, opts: FitOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The lightweight rows (with their rate bin) and their median overhead per (session, platform,
+    rate bin) with at least `min_rows` rows: what the client's round trip is read from."""
+    light = warm[warm["workload_type"].astype(str) == LIGHT_WORKLOAD]
+    light = light.assign(rate_bin=np.floor(light["offered_rate_rps"] / opts.rate_bin_rps))
+    bins = (light.groupby(["session", "platform", "rate_bin"], observed=True)
+            .agg(rate=("offered_rate_rps", "mean"), overhead=("overhead_ms", "median"), n=("overhead_ms", "size"))
+            .reset_index())
+    return light, bins[bins["n"] >= opts.min_rows].reset_index(drop=True)
+
+
+def rtt_jitter(light: pd.DataFrame, k: dict[str, float], tls: float, form: str, m: float, reference_rate_rps: float,
+               opts: FitOptions, default: float) -> float:
+    """RTT jitter: the spread of lightweight overheads inside each (session, platform, rate bin), after
+    removing the inflation (the model jitters the RTT before the inflation is applied); `default` when
+    no bin has `min_rows` rows."""
+    spreads = []
+    for (_, pl, _), g in light.groupby(["session", "platform", "rate_bin"], observed=True):
+        if len(g) < opts.min_rows:
+            continue
+        const = k["gw_ms"] + k["runtime_ms"] if pl == "lambda" else k["alb_ms"] + k["sample_ms"]
+        c_rt = k["tcp"] + tls + 1.0 if pl == "lambda" else k["tcp"] + 1.0
+        xg = np.maximum(0.0, g["offered_rate_rps"].to_numpy() - reference_rate_rps)
+        v = g["overhead_ms"].to_numpy() - const - extra_ms(form, m, xg)
+        if form == "round_trip":
+            v = v - c_rt * m * xg
+        elif form == "multiplicative":
+            v = v / (1.0 + m * xg / 1000.0)
+        v = v[v > 0]
+        if len(v) >= opts.min_rows:
+            lv = np.log(v)
+            spreads.append((np.quantile(lv, 0.95) - np.median(lv)) / 1.6448536269514722)
+    return float(np.median(spreads)) if spreads else default
+
+
+@dataclass(frozen=True)
+class SessionNetwork:
+    """One session's client network read from its lightweight requests alone (`probe_network`): the
+    round trip and its jitter, with the TLS round trips and the generator's inflation held at a fit
+    made elsewhere. The uplink is not identified by bodies that fit the initial congestion window."""
+    session: str
+    rtt_ms: float
+    rtt_se_ms: float
+    rtt_jitter_sigma: float
+    n_rows: int
+    n_bins: int
+    source: str                            # which rows: the session's probe phase or its lightweight cells
+
+
+def probe_network(rows: pd.DataFrame, fit: ClientFit, testbed: TestbedParams, opts: FitOptions,
+                  session: str, source: str) -> SessionNetwork | None:
+    """The per-session round trip of `fit_client` for one session, from `rows` (that session's
+    lightweight requests with context, `add_context`): the same bins and equations (overhead minus
+    the fronts' constants = round trips x (RTT + inflation)), with the TLS round trips, the inflation
+    form and its size taken from `fit`; weighted least squares of the one RTT. None when no (platform,
+    rate bin) has `min_rows` warm rows."""
+    k = _constants(testbed)
+    light, bins = light_bins(warm_rows(rows), opts)
+    if bins.empty:
+        return None
+    form, m, tls = fit.inflation_form, fit.inflation_ms_per_rps, float(fit.tls_handshake_rtts)
+    x = np.maximum(0.0, bins["rate"].to_numpy() - fit.inflation_threshold_rps)
+    is_l = (bins["platform"].astype(str) == "lambda").to_numpy()
+    c = np.where(is_l, k["tcp"] + tls + 1.0, k["tcp"] + 1.0)
+    y = bins["overhead"].to_numpy() - np.where(is_l, k["gw_ms"] + k["runtime_ms"], k["alb_ms"] + k["sample_ms"])
+    if form == "round_trip":
+        a, y = c, y - c * m * x
+    elif form == "multiplicative":
+        a = c * (1.0 + m * x / 1000.0)
+    else:
+        a, y = c, y - m * x
+    w2 = bins["n"].to_numpy().astype(np.float64)
+    rtt = float((w2 * a * y).sum() / (w2 * a * a).sum())
+    resid = y - a * rtt
+    dof = max(1, len(bins) - 1)
+    se = float(math.sqrt(max(0.0, float((w2 * resid ** 2).sum()) / dof / float((w2 * a * a).sum()))))
+    jitter = rtt_jitter(light, k, tls, form, m, fit.inflation_threshold_rps, opts, fit.rtt_jitter_sigma)
+    return SessionNetwork(session=session, rtt_ms=rtt, rtt_se_ms=se, rtt_jitter_sigma=jitter,
+                          n_rows=int(bins["n"].sum()), n_bins=int(len(bins)), source=source)
+
+
 def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: float, opts: FitOptions) -> ClientFit:
     """RTT per session, TLS round trips and inflation from the lightweight requests (no upload
     beyond the initial congestion window), then the upload bandwidth from Lambda's growth with
@@ -99,12 +183,7 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
     preset = testbed.clients[testbed.client_preset]
     form = preset.inflation.form.value
     warm = warm_rows(rows)
-    light = warm[warm["workload_type"].astype(str) == "lightweight_api"]
-    light = light.assign(rate_bin=np.floor(light["offered_rate_rps"] / opts.rate_bin_rps))
-    bins = (light.groupby(["session", "platform", "rate_bin"], observed=True)
-            .agg(rate=("offered_rate_rps", "mean"), overhead=("overhead_ms", "median"), n=("overhead_ms", "size"))
-            .reset_index())
-    bins = bins[bins["n"] >= opts.min_rows].reset_index(drop=True)
+    light, bins = light_bins(warm, opts)
     if bins.empty or set(bins["platform"].astype(str)) != set(PLATFORMS):
         raise ValueError("client fit needs lightweight_api rows on both platforms "
                          f"(at least {opts.min_rows} per session and rate bin)")
@@ -173,25 +252,7 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
         m_se = float(math.sqrt(max(0.0, cov[-1, -1])))
     rtt_typ = math.exp(float(np.mean(np.log(list(rtt_by.values())))))
     rtt_se = float(math.sqrt(max(0.0, float(np.mean(np.diag(cov)[:len(sess)])))))
-    # RTT jitter: the spread of lightweight overheads inside each (session, platform, rate bin), after
-    # removing the inflation (the model jitters the RTT before the inflation is applied)
-    spreads = []
-    for (s_, pl, rb), g in light.groupby(["session", "platform", "rate_bin"], observed=True):
-        if len(g) < opts.min_rows:
-            continue
-        const = k["gw_ms"] + k["runtime_ms"] if pl == "lambda" else k["alb_ms"] + k["sample_ms"]
-        c_rt = k["tcp"] + tls + 1.0 if pl == "lambda" else k["tcp"] + 1.0
-        xg = np.maximum(0.0, g["offered_rate_rps"].to_numpy() - reference_rate_rps)
-        v = g["overhead_ms"].to_numpy() - const - extra_ms(form, m, xg)
-        if form == "round_trip":
-            v = v - c_rt * m * xg
-        elif form == "multiplicative":
-            v = v / (1.0 + m * xg / 1000.0)
-        v = v[v > 0]
-        if len(v) >= opts.min_rows:
-            lv = np.log(v)
-            spreads.append((np.quantile(lv, 0.95) - np.median(lv)) / 1.6448536269514722)
-    jitter = float(np.median(spreads)) if spreads else float(preset.rtt_jitter_sigma.value)
+    jitter = rtt_jitter(light, k, tls, form, m, reference_rate_rps, opts, float(preset.rtt_jitter_sigma.value))
     # upload bandwidth: Lambda's overhead beyond the handshakes, against the model's slow-start upload
     # (with each group's round trip as the inflation form makes it)
     lam = warm[warm["platform"] == "lambda"]

@@ -1,37 +1,46 @@
 """Validation of the platform model against real runs it was not fitted on.
 
-For every real session (one generator run; the legacy clock bug split one ramp run into two run
-folders, `context.sessions` joins them) the model is calibrated on the OTHER sessions only
-(leave-one-session-out), then that session is replayed on the model (`simulate.replay`) with its own
-schedule (the load pattern's Artillery arrivals from the session's first logged request to its last)
-and payload mix (each arrival picks one of the platform x workload scenarios and a payload size
-uniformly, as the student's generator did). The replay's successes are compared with the logged
-successes (the legacy logger kept only JSON responses, and the client gave up 10 s after it started a
-request; the simulated client applies the same timeout, and the simulated platforms react to the
-departure as the real ones did) per (run, workload, platform):
+Two designs share one machinery:
 
-- median and p95 `total_ms` within `tolerance` (25 %) of the real ones;
-- which platform is faster (median) per (run, workload, payload size): agreement in at least 80 % of
-  the cells (a platform with too few successes while the other has enough counts as slower);
-- Lambda cold-start rates per (run, workload) within one order of magnitude (half a count added to
-  both sides so that zero rates compare).
+- leave-one-session-out (`validate`): every real session (one generator run; the legacy clock bug
+  split one ramp run into two run folders, `context.sessions` joins them) is judged on a model
+  calibrated on the OTHER sessions only;
+- fit on one set, judge on another (`validate_split`): the model is calibrated on every session of
+  one collection and judges every session of another (the same collection on both sides is the
+  in-sample self-check).
 
-An in-sample replay (fitted on every session, each replayed with its own fitted RTT) is reported
-beside it as a diagnostic of the model's structure; the pass/fail of record is the out-of-sample one.
+A judged session is replayed on the model (`simulate.replay`, `ValidationOptions.seeds` seeds) with
+its own schedule (the load pattern's Artillery arrivals from the session's first logged request to its
+last) and payload mix (each arrival picks one of the platform x workload scenarios and a payload size
+uniformly, as the student's generator did), twice:
+
+- blind: with the client network of the fit (the typical session's round trip);
+- network-conditioned: with the round trip and jitter of THAT session's client, read from its
+  lightweight requests alone (`client.probe_network`, the estimator of `fit_client` with the TLS round
+  trips and the generator's inflation held at the fit): its probe phase when it has one (phase
+  `probe`), else its lightweight_api cells. The client's network belongs to the machine that ran the
+  load generator, not to AWS; the platforms are still the model fitted elsewhere.
+
+Both are compared with the logged successes (`compare.compare`; the legacy logger kept only JSON
+responses, and the client gave up 10 s after it started a request; the simulated client applies the
+same timeout, and the simulated platforms react to the departure as the real ones did) on the cells
+the probe did not touch; the network-conditioned comparison is the result of record. `blind_all_cells`
+judges the blind replay on every cell, the lightweight ones included.
+
 `compare_inflation_forms` runs the whole validation once per form of the measurement setup's inflation
 (params.ClientInflation.form): the held-out errors are the evidence for the form in params/testbed.yaml.
-`validation_result(params)` is that validation for a profile's real logs with the full calibration beside
-it, kept as JSON under reports/<profile>/validate-testbed/ and reused while the input hash and the params
-hash are unchanged. Tables and figures of it are in `hybridopt.report.calibration`.
-Nothing here looks at any ML result.
+`validation_result(params)` is the leave-one-session-out validation (with the in-sample self-check) of
+a profile's real logs with the full calibration beside it, kept as JSON under
+reports/<profile>/validate-testbed/ and reused while the input hash, the params hash and the options
+are unchanged. Tables and figures of it are in `hybridopt.report.calibration`. Nothing here looks at
+any ML result.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +48,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridopt.calibration.client import INFLATION_FORMS
-from hybridopt.calibration.context import add_context
+from hybridopt.calibration.client import INFLATION_FORMS, LIGHT_WORKLOAD, ClientFit, SessionNetwork, probe_network
+from hybridopt.calibration.compare import ValidationOptions, compare, log_errors, thresholds
+from hybridopt.calibration.context import add_context, clean, successful
 from hybridopt.calibration.fit import Calibration, calibrate
 from hybridopt.calibration.options import FitOptions
 from hybridopt.calibration.presets import testbed_overrides, with_presets
@@ -49,21 +59,17 @@ from hybridopt.data.ingest import ingest
 from hybridopt.emulation.simulate import phase_offsets, replay
 from hybridopt.params import Params
 
+__all__ = ["CALIBRATION_FILE", "PROBE_PHASE", "VALIDATION_DIR", "VALIDATION_FILE", "ProfileValidation",
+           "ValidationOptions", "compare", "compare_inflation_forms", "log_errors", "session_arrivals",
+           "thresholds", "validate", "validate_split", "validation_result"]
+
 #: Where a profile's cached validation lives (under its reports_dir) and its two files.
 VALIDATION_DIR = "validate-testbed"
 VALIDATION_FILE = "validation.json"
 CALIBRATION_FILE = "calibration.json"
-
-
-@dataclass(frozen=True)
-class ValidationOptions:
-    """The thresholds of the validation (see the module docstring) and the replay seed."""
-    tolerance: float = 0.25                # |sim / real - 1| allowed for median and p95
-    faster_agreement_min: float = 0.8
-    cold_orders: float = 1.0               # |log10(sim / real)| allowed for cold-start rates
-    min_cell_rows: int = 20                # a (run, workload, platform) cell is judged with this many successes
-    min_faster_rows: int = 10              # per platform in a (run, workload, payload) cell
-    seed: int = 7
+#: The contract `phase` of the few lightweight requests a collection sends before each window to read
+#: the client's network.
+PROBE_PHASE = "probe"
 
 
 # ------------------------------------------------------------------------------------- arrivals
@@ -101,134 +107,13 @@ def session_arrivals(real: pd.DataFrame, params: Params, seed: int, t0_s: float 
                          "run_id": runs.index.astype(str).to_numpy()[idx], "sent_at": sent})
 
 
-# ------------------------------------------------------------------------------------- comparison
-def _successes(df: pd.DataFrame) -> pd.DataFrame:
-    ok = df["error"].isna() & df["platform"].isin(PLATFORMS) & df["total_ms"].notna()
-    if "http_status" in df:
-        st = pd.to_numeric(df["http_status"], errors="coerce")
-        ok &= st.between(200, 299)
-    return df[ok]
-
-
-def _q(s: pd.Series, q: float) -> float:
-    return float(s.quantile(q)) if len(s) else float("nan")
-
-
-def compare(real: pd.DataFrame, sim: pd.DataFrame, opts: ValidationOptions = ValidationOptions()) -> dict[str, Any]:
-    """Cells and thresholds for one set of real and simulated rows (contract columns)."""
-    r, s = _successes(real), _successes(sim)
-    keys = ["run_id", "workload_type", "platform"]
-    real_max = float(r["total_ms"].max()) if len(r) else float("inf")   # the client's timeout shows here
-    rg = {tuple(map(str, k)): g for k, g in r.groupby(keys, observed=True)}
-    sg = {tuple(map(str, k)): g for k, g in s.groupby(keys, observed=True)}
-    cells = []
-    for k in sorted(set(rg) | set(sg)):
-        a, b = rg.get(k, r.iloc[:0]), sg.get(k, s.iloc[:0])
-        row: dict[str, Any] = {"run_id": k[0], "workload_type": k[1], "platform": k[2],
-                               "n_real": int(len(a)), "n_sim": int(len(b)),
-                               "n_sim_above_real_max": int((b["total_ms"] > real_max).sum())}
-        for name, q in (("median", 0.5), ("p95", 0.95)):
-            rv, sv = _q(a["total_ms"], q), _q(b["total_ms"], q)
-            row[f"{name}_real_ms"], row[f"{name}_sim_ms"] = rv, sv
-            row[f"{name}_rel_err"] = sv / rv - 1 if len(a) and len(b) and rv > 0 else None
-        if len(a) < opts.min_cell_rows:
-            row["judged"], row["pass_median"], row["pass_p95"] = False, None, None
-            row["note"] = f"fewer than {opts.min_cell_rows} real successes"
-        elif len(b) < opts.min_cell_rows:
-            row["judged"], row["pass_median"], row["pass_p95"] = True, False, False
-            row["note"] = f"the model logged fewer than {opts.min_cell_rows} successes (timeouts or errors)"
-        else:
-            row["judged"] = True
-            row["pass_median"] = bool(abs(row["median_rel_err"]) <= opts.tolerance)
-            row["pass_p95"] = bool(abs(row["p95_rel_err"]) <= opts.tolerance)
-        cells.append(row)
-
-    faster = []
-    fkeys = ["run_id", "workload_type", "target_payload_size_kb"]
-    med_r = r.groupby(fkeys + ["platform"], observed=True)["total_ms"].agg(["median", "size"])
-    med_s = s.groupby(fkeys + ["platform"], observed=True)["total_ms"].agg(["median", "size"])
-    for k in sorted({tuple(x[:3]) for x in med_r.index}):
-        fr, fs = _faster(med_r, k, opts), _faster(med_s, k, opts)
-        row = {"run_id": str(k[0]), "workload_type": str(k[1]), "payload_size_kb": float(k[2]),
-               "real": fr[0], "sim": fs[0], "real_lambda_ms": fr[1], "real_ecs_ms": fr[2],
-               "sim_lambda_ms": fs[1], "sim_ecs_ms": fs[2]}
-        row["judged"] = fr[0] is not None
-        row["agree"] = (fr[0] == fs[0]) if row["judged"] else None
-        faster.append(row)
-
-    cold = []
-    rl, sl = r[r["platform"] == "lambda"], s[s["platform"] == "lambda"]
-    for k, a in rl.groupby(["run_id", "workload_type"], observed=True):
-        b = sl[(sl["run_id"].astype(str) == str(k[0])) & (sl["workload_type"].astype(str) == str(k[1]))]
-        nr, ns = len(a), len(b)
-        cr = int(a["cold_start"].fillna(False).astype(bool).sum())
-        cs = int(b["cold_start"].fillna(False).astype(bool).sum()) if ns else 0
-        row = {"run_id": str(k[0]), "workload_type": str(k[1]), "n_real": nr, "n_sim": ns,
-               "cold_real": cr, "cold_sim": cs, "rate_real": cr / nr if nr else None,
-               "rate_sim": cs / ns if ns else None}
-        if nr < opts.min_cell_rows or ns < opts.min_cell_rows:
-            row["judged"], row["pass"], row["log10_ratio"] = False, None, None
-        else:
-            ratio = math.log10(((cs + 0.5) / ns) / ((cr + 0.5) / nr))
-            row["judged"], row["log10_ratio"] = True, ratio
-            row["pass"] = bool(abs(ratio) <= opts.cold_orders)
-        cold.append(row)
-    return {"cells": cells, "faster": faster, "cold_start": cold, "real_max_total_ms": real_max,
-            "sim_successes_above_real_max": int((s["total_ms"] > real_max).sum()),
-            "thresholds": thresholds(cells, faster, cold, opts)}
-
-
-def _faster(med: pd.DataFrame, k: tuple, opts: ValidationOptions) -> tuple[str | None, float | None, float | None]:
-    """Which platform is faster in one (run, workload, payload) cell, and the two medians."""
-    vals = {}
-    for p in PLATFORMS:
-        try:
-            m, n = med.loc[(*k, p)]
-        except KeyError:
-            m, n = float("nan"), 0
-        vals[p] = (float(m), int(n))
-    enough = {p: vals[p][1] >= opts.min_faster_rows for p in PLATFORMS}
-    lam, ecs = vals["lambda"][0], vals["ecs"][0]
-    if enough["lambda"] and enough["ecs"]:
-        return ("lambda" if lam < ecs else "ecs"), lam, ecs
-    if enough["lambda"] != enough["ecs"]:   # the other platform mostly failed or timed out
-        return ("lambda" if enough["lambda"] else "ecs"), lam if enough["lambda"] else None, ecs if enough["ecs"] else None
-    return None, None, None
-
-
-def thresholds(cells: list[dict[str, Any]], faster: list[dict[str, Any]], cold: list[dict[str, Any]],
-               opts: ValidationOptions) -> dict[str, Any]:
-    judged = [c for c in cells if c["judged"]]
-    out: dict[str, Any] = {}
-    for name in ("median", "p95"):
-        passed = sum(1 for c in judged if c[f"pass_{name}"])
-        out[f"latency_{name}"] = {"rule": f"|sim/real - 1| <= {opts.tolerance} in every judged (run, workload, platform) cell",
-                                  "cells": len(judged), "passed": passed,
-                                  "share": passed / len(judged) if judged else None,
-                                  "pass": bool(judged) and passed == len(judged)}
-    fj = [f for f in faster if f["judged"]]
-    agree = sum(1 for f in fj if f["agree"])
-    share = agree / len(fj) if fj else None
-    out["faster_platform"] = {"rule": f"agreement >= {opts.faster_agreement_min} over (run, workload, payload) cells",
-                              "cells": len(fj), "agree": agree, "share": share,
-                              "pass": share is not None and share >= opts.faster_agreement_min}
-    cj = [c for c in cold if c["judged"]]
-    cp = sum(1 for c in cj if c["pass"])
-    out["cold_start_rate"] = {"rule": f"|log10(sim/real)| <= {opts.cold_orders} in every judged (run, workload) cell",
-                              "cells": len(cj), "passed": cp, "share": cp / len(cj) if cj else None,
-                              "pass": bool(cj) and cp == len(cj)}
-    out["pass"] = all(v["pass"] for v in out.values() if isinstance(v, dict))
-    return out
-
-
 # ------------------------------------------------------------------------------------------ folds
-def _fit_params(params: Params, df: pd.DataFrame, runs: list[str], fit_opts: FitOptions, provenance: str,
-                rtt_ms: float | None = None) -> tuple[Params, Calibration]:
+def _fit_params(params: Params, df: pd.DataFrame, runs: list[str] | None, fit_opts: FitOptions, provenance: str
+                ) -> tuple[Params, Calibration]:
     c = calibrate(df, params.load_patterns, fit_opts, runs=runs, testbed=params.testbed, workloads=params.workloads)
     if c.model is None:
         raise ValueError("calibration produced no model fit")
-    ov = testbed_overrides(c.model, params.testbed, provenance, rtt_ms=rtt_ms)
-    return with_presets(params, ov), c
+    return with_presets(params, testbed_overrides(c.model, params.testbed, provenance)), c
 
 
 def _fold_summary(c: Calibration) -> dict[str, Any]:
@@ -245,63 +130,138 @@ def _fold_summary(c: Calibration) -> dict[str, Any]:
             "notes": m.notes}
 
 
+def split_probe(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
+    """One session's rows as (probe rows, rows to replay and judge, what the probe is, workloads the
+    probe touched): its probe phase when it has one (then nothing else is touched), else its
+    lightweight_api cells (which are then not judged)."""
+    phase = rows["phase"].astype("string") if "phase" in rows else pd.Series(pd.NA, index=rows.index, dtype="string")
+    is_probe = (phase == PROBE_PHASE).fillna(False).to_numpy()
+    if is_probe.any():
+        return rows[is_probe], rows[~is_probe], f"phase {PROBE_PHASE!r}", []
+    light = (rows["workload_type"].astype(str) == LIGHT_WORKLOAD).to_numpy()
+    return rows[light], rows, f"{LIGHT_WORKLOAD} cells", [LIGHT_WORKLOAD]
+
+
+def conditioned_params(params: Params, net: SessionNetwork) -> Params:
+    """`params` with its client's round trip and jitter replaced by one session's probe."""
+    src = (f"probe of session {net.session} ({net.source}: {net.n_rows} rows in {net.n_bins} bins; "
+           f"se {net.rtt_se_ms:.0f} ms)")
+    over = {"rtt_ms": {"value": round(net.rtt_ms, 1), "basis": "fitted", "source": src},
+            "rtt_jitter_sigma": {"value": round(net.rtt_jitter_sigma, 3), "basis": "fitted", "source": src}}
+    return with_presets(params, {"testbed": {"clients": {params.testbed.client_preset: over}}})
+
+
+@dataclass
+class _Judged:
+    """Replays of judged sessions, gathered for one comparison."""
+    real: list[pd.DataFrame]
+    blind: list[list[pd.DataFrame]]        # per seed: the replays of every session
+    conditioned: list[list[pd.DataFrame]]
+    skip: dict[str, list[str]]             # run_id -> workloads the probe was read from
+    folds: list[dict[str, Any]]
+
+
+def _judge(ctx: pd.DataFrame, sessions: Mapping[str, list[str]], fit_for: Callable[[str], tuple[Params, Calibration]],
+           params: Params, opts: ValidationOptions, fit_opts: FitOptions) -> _Judged:
+    """Replay every judged session on the model `fit_for(session)` returns, blind and conditioned on
+    the session's own probe, `opts.seeds` seeds each (the same arrivals and seeds for both)."""
+    out = _Judged([], [[] for _ in range(opts.seeds)], [[] for _ in range(opts.seeds)], {}, [])
+    known = ctx[ctx["platform"].isin(PLATFORMS)]
+    fitted_rows = clean(successful(ctx[ctx["offered_rate_rps"].notna()]), fit_opts)
+    for i, (sess, runs) in enumerate(sorted(sessions.items())):
+        p_fit, c = fit_for(sess)
+        assert c.model is not None
+        probe, judged, what, touched = split_probe(known[known["run_id"].astype(str).isin(runs)])
+        net = probe_network(fitted_rows.loc[fitted_rows.index.intersection(probe.index)], c.model.client,
+                            params.testbed, fit_opts, sess, what)
+        p_cond = conditioned_params(p_fit, net) if net is not None else p_fit
+        arr = session_arrivals(judged, params, opts.seed + i)
+        for k in range(opts.seeds):
+            seed = opts.seed + i + 1000 * k
+            out.blind[k].append(replay(p_fit, arr, seed=seed))
+            out.conditioned[k].append(replay(p_cond, arr, seed=seed))
+        out.real.append(judged)
+        for r in runs:
+            out.skip[r] = touched
+        out.folds.append({"judged_session": sess, "judged_runs": runs, "arrivals": int(len(arr)),
+                          "fit": _fold_summary(c), "probe": asdict(net) if net is not None else None,
+                          "probe_rows": what, "blind_rtt_ms": c.model.client.rtt_ms})
+    return out
+
+
+def _comparisons(j: _Judged, opts: ValidationOptions) -> dict[str, Any]:
+    real = pd.concat(j.real, ignore_index=True)
+    seeds_b = [pd.concat(s, ignore_index=True) for s in j.blind]
+    seeds_c = [pd.concat(s, ignore_index=True) for s in j.conditioned]
+    blind_all = compare(real, seeds_b, opts)
+    return {"conditioned": compare(real, seeds_c, opts, skip_workloads=j.skip),
+            "blind": compare(real, seeds_b, opts, skip_workloads=j.skip),
+            "blind_all_cells": {"thresholds": blind_all["thresholds"], "cells": blind_all["cells"]}}
+
+
+def _sessions(ctx: pd.DataFrame) -> dict[str, list[str]]:
+    return {str(k): v for k, v in
+            ctx.groupby("session", observed=True)["run_id"].agg(lambda s: sorted(set(map(str, s)))).to_dict().items()}
+
+
 def validate(df: pd.DataFrame, params: Params, opts: ValidationOptions = ValidationOptions(),
              fit_opts: FitOptions = FitOptions(), in_sample: bool = True) -> dict[str, Any]:
-    """Leave-one-session-out validation (and the in-sample diagnostic) of the calibrated model."""
+    """Leave-one-session-out validation of the calibrated model (blind and network-conditioned), with the
+    in-sample self-check (`validate_split` of the logs on themselves) beside it."""
     ctx = add_context(df, params.load_patterns, fit_opts)
-    sessions = ctx.groupby("session", observed=True)["run_id"].agg(lambda s: sorted(set(map(str, s)))).to_dict()
-    known = ctx[ctx["platform"].isin(PLATFORMS)]
-    folds, sims = [], []
+    sessions = _sessions(ctx)
+    result: dict[str, Any] = {"design": "leave-one-session-out", "options": asdict(opts), "sessions": sessions}
     if len(sessions) >= 2:
-        for i, (sess, runs) in enumerate(sorted(sessions.items())):
+        def fit_for(sess: str) -> tuple[Params, Calibration]:
             train = [r for s_, rs in sessions.items() if s_ != sess for r in rs]
-            p_fold, c = _fit_params(params, df, train, fit_opts, f"validation fold: fitted on {', '.join(train)}")
-            real = known[known["run_id"].astype(str).isin(runs)]
-            arr = session_arrivals(real, params, opts.seed + i)
-            sim = replay(p_fold, arr, seed=opts.seed + i)
-            sims.append(sim)
-            folds.append({"held_out_session": sess, "held_out_runs": runs, "fitted_on": train,
-                          "arrivals": int(len(arr)), "fit": _fold_summary(c)})
-        loso = compare(known, pd.concat(sims, ignore_index=True), opts)
+            return _fit_params(params, df, train, fit_opts, f"validation fold: fitted on {', '.join(train)}")
+
+        j = _judge(ctx, sessions, fit_for, params, opts, fit_opts)
+        for f in j.folds:
+            f["fitted_on"] = [r for s_, rs in sessions.items() if s_ != f["judged_session"] for r in rs]
+        result.update(_comparisons(j, opts))
+        result["folds"] = j.folds
+        result["method"] = ("leave-one-session-out: each session replayed on a model fitted on the other sessions, "
+                            "blind and conditioned on its own client network")
     else:
-        loso = None
-    result: dict[str, Any] = {
-        "method": ("leave-one-session-out: each session replayed on a model fitted on the other sessions"
-                   if loso else "only one session: no out-of-sample validation possible"),
-        "options": asdict(opts), "sessions": sessions, "folds": folds, "out_of_sample": loso}
+        result.update({"folds": [], "conditioned": None, "blind": None, "blind_all_cells": None,
+                       "method": "only one session: no out-of-sample validation possible"})
     if in_sample:
-        all_runs = [r for rs in sessions.values() for r in rs]
-        p_all, c_all = _fit_params(params, df, all_runs, fit_opts, "in-sample diagnostic: fitted on every session")
-        assert c_all.model is not None
-        sims_in = []
-        for i, (sess, runs) in enumerate(sorted(sessions.items())):
-            rtt = c_all.model.client.rtt_ms_by_session.get(sess)
-            p_s = p_all
-            if rtt is not None:
-                p_s = with_presets(params, testbed_overrides(
-                    c_all.model, params.testbed, "in-sample diagnostic", rtt_ms=rtt))
-            real = known[known["run_id"].astype(str).isin(runs)]
-            sims_in.append(replay(p_s, session_arrivals(real, params, opts.seed + i), seed=opts.seed + i))
-        result["in_sample"] = compare(known, pd.concat(sims_in, ignore_index=True), opts)
-        result["in_sample_fit"] = _fold_summary(c_all)
-    record = loso if loso is not None else result.get("in_sample")
-    result["pass"] = bool(loso is not None and loso["thresholds"]["pass"])
-    result["thresholds"] = record["thresholds"] if record else None
+        ins = validate_split(df, df, params, opts, fit_opts)
+        result["in_sample"] = ins["conditioned"]
+        result["in_sample_blind"] = ins["blind"]
+        result["in_sample_fit"] = ins["fit"]
+    rec = result.get("conditioned")
+    result["record"] = "conditioned"
+    result["thresholds"] = rec["thresholds"] if rec else None
+    result["pass"] = bool(rec is not None and rec["thresholds"]["pass"])
     return result
 
 
-def log_errors(part: Mapping[str, Any]) -> dict[str, Any]:
-    """How far one comparison's judged cells are off: median and mean |ln(sim / real)| of the cell
-    medians and p95s (cells the model could not judge for lack of successes count as misses)."""
-    out: dict[str, Any] = {}
-    judged = [c for c in part["cells"] if c["judged"]]
-    for stat in ("median", "p95"):
-        errs = [abs(math.log(c[f"{stat}_sim_ms"] / c[f"{stat}_real_ms"])) for c in judged
-                if c[f"{stat}_rel_err"] is not None and c[f"{stat}_sim_ms"] > 0 and c[f"{stat}_real_ms"] > 0]
-        out[f"{stat}_abs_log_err_median"] = float(np.median(errs)) if errs else None
-        out[f"{stat}_abs_log_err_mean"] = float(np.mean(errs)) if errs else None
-        out[f"{stat}_cells_without_sim"] = len(judged) - len(errs)
-    return out
+def validate_split(fit_df: pd.DataFrame, judge_df: pd.DataFrame, params: Params,
+                   opts: ValidationOptions = ValidationOptions(), fit_opts: FitOptions = FitOptions(),
+                   fit_label: str = "the fit data") -> dict[str, Any]:
+    """Calibrate on every session of `fit_df`, then judge every session of `judge_df` (blind and
+    network-conditioned). The same logs on both sides are the in-sample self-check."""
+    p_fit, c = _fit_params(params, fit_df, None, fit_opts, f"validation: fitted on {fit_label}")
+    ctx = add_context(judge_df, params.load_patterns, fit_opts)
+    sessions = _sessions(ctx)
+    fit_runs = sorted(set(fit_df["run_id"].astype(str)))
+    same = fit_df is judge_df or (len(fit_df) == len(judge_df) and set(fit_runs) == set(judge_df["run_id"].astype(str))
+                                  and np.array_equal(fit_df["total_ms"].to_numpy(), judge_df["total_ms"].to_numpy(),
+                                                     equal_nan=True))
+    j = _judge(ctx, sessions, lambda _s: (p_fit, c), params, opts, fit_opts)
+    for f in j.folds:
+        f["fitted_on"] = fit_runs
+    comps = _comparisons(j, opts)
+    return {"design": "in-sample self-check" if same else "fit on one set, judge on another",
+            "method": ("fitted on every session and each session judged on it (in sample), blind and conditioned "
+                       "on its own client network" if same else
+                       f"fitted on every session of {fit_label}, every session of the judged data replayed on it, "
+                       "blind and conditioned on its own client network"),
+            "in_sample": same, "options": asdict(opts), "sessions": sessions, "fit_runs": fit_runs,
+            "fit": _fold_summary(c), "folds": j.folds, **comps, "record": "conditioned",
+            "thresholds": comps["conditioned"]["thresholds"], "pass": bool(comps["conditioned"]["thresholds"]["pass"])}
 
 
 def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, ...] = INFLATION_FORMS,
@@ -309,7 +269,8 @@ def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, 
                             fit_opts: FitOptions = FitOptions()) -> dict[str, Any]:
     """The validation once per form of the measurement setup's inflation (the base client preset's
     params.ClientInflation.form replaced; every fold refits it): per form the thresholds, the log errors
-    out of sample (held-out sessions: the evidence for choosing a form) and in sample, and the fitted
+    out of sample (held-out sessions, blind: the evidence for choosing a form; and conditioned on each
+    session's network) and in sample, and the fitted
     inflation. Only a fold whose training sessions span several rates identifies the inflation at all."""
     out: dict[str, Any] = {}
     for form in forms:
@@ -318,11 +279,13 @@ def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, 
         p = with_presets(params, over)
         res = validate(df, p, opts, fit_opts)
         out[form] = {
-            "out_of_sample": {"thresholds": res["out_of_sample"]["thresholds"] if res["out_of_sample"] else None,
-                              **(log_errors(res["out_of_sample"]) if res["out_of_sample"] else {})},
+            "out_of_sample": {"thresholds": res["blind"]["thresholds"] if res["blind"] else None,
+                              **(log_errors(res["blind"]) if res["blind"] else {})},
+            "out_of_sample_conditioned": {"thresholds": res["conditioned"]["thresholds"] if res["conditioned"] else None,
+                                          **(log_errors(res["conditioned"]) if res["conditioned"] else {})},
             "in_sample": {"thresholds": res["in_sample"]["thresholds"], **log_errors(res["in_sample"])},
-            "folds": {f["held_out_session"]: {"inflation_ms_per_rps": f["fit"]["inflation_ms_per_rps"],
-                                              "rtt_ms": f["fit"]["rtt_ms"]} for f in res["folds"]},
+            "folds": {f["judged_session"]: {"inflation_ms_per_rps": f["fit"]["inflation_ms_per_rps"],
+                                            "rtt_ms": f["fit"]["rtt_ms"]} for f in res["folds"]},
             "in_sample_inflation_ms_per_rps": res["in_sample_fit"]["inflation_ms_per_rps"],
             "result": res}
     return out
@@ -340,10 +303,10 @@ class ProfileValidation:
 
 
 def validation_result(params: Params, force: bool = False, out_dir: str | os.PathLike[str] | None = None,
-                      in_sample: bool = True) -> ProfileValidation:
+                      in_sample: bool = True, opts: ValidationOptions = ValidationOptions()) -> ProfileValidation:
     """Calibrate and validate the profile's real logs (its source must be `legacy`), writing
     calibration.json and validation.json into `out_dir` (default reports/<profile>/validate-testbed/);
-    what is there already is reused, unless `force`, while its input hash and params hash match."""
+    what is there already is reused, unless `force`, while its input hash, params hash and options match."""
     if params.source != "legacy":
         raise ValueError(f"profile {params.profile!r} has source {params.source!r}: validating the platform model "
                          "needs real logs (source 'legacy')")
@@ -353,11 +316,13 @@ def validation_result(params: Params, force: bool = False, out_dir: str | os.Pat
     vpath, cpath = out / VALIDATION_FILE, out / CALIBRATION_FILE
     if not force and vpath.exists() and cpath.exists():
         cached = json.loads(vpath.read_text())
-        if cached.get("data", {}).get("input_hash") == logs.input_hash and cached.get("params_hash") == params.hash:
+        if (cached.get("data", {}).get("input_hash") == logs.input_hash and cached.get("params_hash") == params.hash
+                and cached.get("options") == json.loads(json.dumps(asdict(opts)))
+                and ("in_sample" in cached) == in_sample):
             return ProfileValidation(cached, json.loads(cpath.read_text()), out, reused=True)
     fit = calibrate(logs.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
     cpath.write_text(json.dumps(fit.as_dict(), indent=1))
-    res = validate(logs.requests, params, in_sample=in_sample)
+    res = validate(logs.requests, params, opts, in_sample=in_sample)
     res["data"] = {**logs.summary(), "data_dir": str(logs.data_dir)}
     res["params_hash"] = params.hash
     vpath.write_text(json.dumps(res, indent=1, default=str))
