@@ -34,9 +34,12 @@ The modules, in the order the work flows:
 - `client`        the client preset through the model's handshake and upload equations;
 - `handlers`      handler times per (workload, platform) and the queued ECS body;
 - `fit`           `calibrate` (everything, in order) and `fit_model` (the platform model's part);
+- `arrivals`      a real session's schedule and mix, as the replays need it;
+- `uplink`        the load generator's shared uplink, through replays of the training sessions;
 - `presets`       the fit as params overrides (`testbed_overrides`, `with_presets`);
 - `testbed_yaml`  the fitted presets written into params/testbed.yaml between marker comments;
-- `validate`      the fitted model replayed against sessions it was not fitted on.
+- `compare`       real against replayed rows cell by cell, with CIs, goals and failure causes;
+- `validate`      the fitted model replayed against sessions it was not fitted on (or another collection).
 
 Everything here except `validate.validation_result` is a pure function of (frame, options);
 `hybridopt.commands.calibrate` does the I/O. Tables and figures are in `hybridopt.report.calibration`.
@@ -49,7 +52,9 @@ from hybridopt.calibration.client import (
     ClientFit,
     body_bytes,
     extra_ms,
+    SessionNetwork,
     fit_client,
+    probe_network,
     round_trip_ms,
     upload_ms,
 )
@@ -75,7 +80,7 @@ from hybridopt.calibration.empirical import (
     normalise_sessions,
     queue_utilisation,
 )
-from hybridopt.calibration.fit import Calibration, ModelFit, calibrate, fit_model
+from hybridopt.calibration.fit import Calibration, ModelFit, calibrate, fit_model, fitted_testbed
 from hybridopt.calibration.handlers import (
     QueuedBodyFit,
     ServiceEntryFit,
@@ -93,6 +98,7 @@ from hybridopt.calibration.presets import (
     with_presets,
 )
 from hybridopt.calibration.testbed_yaml import preset_yaml, replace_block
+from hybridopt.calibration.uplink import UplinkFit, fit_uplink
 
 __all__ = [
     # options
@@ -105,13 +111,15 @@ __all__ = [
     "linear_fit", "normalise_sessions", "queue_utilisation",
     # client
     "INFLATION_FORMS", "MULTIPLICATIVE_GRID", "UPLOAD_GRID_MBPS", "ClientFit", "body_bytes", "extra_ms",
-    "fit_client", "round_trip_ms", "upload_ms",
+    "fit_client", "round_trip_ms", "upload_ms", "SessionNetwork", "probe_network",
     # handlers
     "QueuedBodyFit", "ServiceEntryFit", "fit_queued_body", "fit_queued_service_entries", "fit_service_entries",
     # fit
-    "Calibration", "ModelFit", "calibrate", "fit_model",
+    "Calibration", "ModelFit", "calibrate", "fit_model", "fitted_testbed",
     # presets
     "PRESET_NAME", "client_preset", "queued_body_value", "service_preset", "testbed_overrides", "with_presets",
     # testbed_yaml
     "preset_yaml", "replace_block",
+    # uplink
+    "UplinkFit", "fit_uplink",
 ]

@@ -40,7 +40,7 @@ class ValidationOptions:
     min_cell_rows: int = 20                # a (run, workload, platform) cell is judged with this many successes
     min_faster_rows: int = 10              # per platform in a (run, workload, payload) cell
     seed: int = 7
-    seeds: int = 5                         # replays per session (the model's spread over seeds)
+    seeds: int = 3                         # replays per session (the model's spread over seeds)
     bootstrap_resamples: int = 1000        # bootstrap CI of the real median and p95
     ci_level: float = 0.95
 

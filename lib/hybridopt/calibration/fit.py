@@ -33,6 +33,8 @@ from hybridopt.calibration.handlers import (
     fit_service_entries,
 )
 from hybridopt.calibration.options import FitOptions
+from hybridopt.calibration.presets import PRESET_NAME, client_preset, queued_body_value, service_preset
+from hybridopt.calibration.uplink import UplinkFit, fit_uplink
 from hybridopt.params import LoadPattern, TestbedParams, Workload
 
 
@@ -46,6 +48,7 @@ class ModelFit:
     init_extra_ms: float                   # added to the model's INIT (at one vCPU) when the logs say more
     notes: list[str]
     queued_body: QueuedBodyFit | None = None
+    uplink: UplinkFit | None = None         # the shared uplink (FitOptions.fit_uplink)
 
 
 @dataclass
@@ -117,7 +120,7 @@ def calibrate(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], opts: 
                                          for pl, s_ in zip(ref["platform"], ref["session"])])
     network, inflation = normalise_sessions(network, inflation)
     cold = fit_cold_start(ok, opts)
-    model = (fit_model(good, ref, ok, testbed, workloads, r0, cold, opts)
+    model = (fit_model(good, ref, ok, testbed, workloads, r0, cold, opts, everything=ctx, load_patterns=load_patterns)
              if testbed is not None and workloads else None)
     return Calibration(model=model, service=service, network=network, network_source=source, cold_start=cold, inflation=inflation,
                        reference_rate_rps=r0, sessions={str(k): v for k, v in sessions(ctx, opts.session_gap_s).items()},
@@ -128,9 +131,11 @@ def calibrate(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], opts: 
 
 def fit_model(rows: pd.DataFrame, reference: pd.DataFrame, survivors: pd.DataFrame, testbed: TestbedParams,
               workloads: Mapping[str, Workload], reference_rate_rps: float, cold: ColdStartFit | None,
-              opts: FitOptions) -> ModelFit:
+              opts: FitOptions, everything: pd.DataFrame | None = None,
+              load_patterns: Mapping[str, LoadPattern] | None = None) -> ModelFit:
     """Everything the platform model needs from the logs (client preset, service preset, cold
-    start). The client comes from the clean rows at every rate; handler times from the reference
+    start, and with `everything` (every logged row with context) and `load_patterns` the shared
+    uplink). The client comes from the clean rows at every rate; handler times from the reference
     band (an unloaded client), or, for a cell without clean reference rows, from its logged
     successes (survivors, flagged); a cell with too few rows keeps the preset it started from."""
     client = fit_client(rows, testbed, reference_rate_rps, opts)
@@ -166,5 +171,22 @@ def fit_model(rows: pd.DataFrame, reference: pd.DataFrame, survivors: pd.DataFra
     notes.append(f"queued ECS body: {queued.note}")
     for w, e in fit_queued_service_entries(survivors, testbed, workloads, queued, opts).items():
         service.setdefault(w, {})["ecs"] = e
-    return ModelFit(client=client, service=service, cold_start_model_ms=model_cold,
-                    cold_start_consistent=consistent, init_extra_ms=extra, notes=notes, queued_body=queued)
+    fit = ModelFit(client=client, service=service, cold_start_model_ms=model_cold,
+                   cold_start_consistent=consistent, init_extra_ms=extra, notes=notes, queued_body=queued)
+    if opts.fit_uplink and everything is not None and load_patterns:
+        up = fit_uplink(everything, fitted_testbed(fit, testbed, "uplink fit"), workloads, load_patterns, client, opts)
+        notes.append(f"shared uplink: {up.note}")
+        fit = replace(fit, uplink=up)
+    return fit
+
+
+def fitted_testbed(fit: ModelFit, testbed: TestbedParams, provenance: str) -> TestbedParams:
+    """`testbed` with the fitted client and service presets (and queued body) added and selected."""
+    d = testbed.model_dump(mode="json", by_alias=True)
+    d["clients"][PRESET_NAME] = client_preset(fit.client, testbed.client, provenance, uplink=fit.uplink)
+    d["service_presets"][PRESET_NAME] = service_preset(fit.service, testbed.service_presets["deployed"], provenance)
+    q = queued_body_value(fit, provenance)
+    if q is not None:
+        d["fargate"]["queued_receive_bytes"] = q
+    d["client_preset"], d["service_preset"] = PRESET_NAME, PRESET_NAME
+    return TestbedParams.model_validate(d)

@@ -26,3 +26,6 @@ class FitOptions:
     seed: int = 42
     queued_wait_min_ms: float = 3000.0     # queued-body fit: ECS requests that waited at least this long
     queued_min_logged_share: float = 0.5   # ... in cells that logged at least this share (less survivor bias)
+    fit_uplink: bool = True                # fit the shared uplink's capacity (replays every training session)
+    uplink_grid_mbps: tuple[float, ...] = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+    uplink_min_gain: float = 0.1           # the capacity must cut the loss of no sharing by this share

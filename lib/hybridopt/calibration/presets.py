@@ -6,12 +6,15 @@ overrides to a Params in memory."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from hybridopt.calibration.client import ClientFit
-from hybridopt.calibration.fit import ModelFit
 from hybridopt.calibration.handlers import ServiceEntryFit
 from hybridopt.params import ClientPreset, Params, ServicePreset, TestbedParams
+
+if TYPE_CHECKING:
+    from hybridopt.calibration.fit import ModelFit
+    from hybridopt.calibration.uplink import UplinkFit
 
 PRESET_NAME: Final = "fitted"          # the key of the fitted presets in params/testbed.yaml
 
@@ -21,8 +24,10 @@ def _sourced(value: Any, source: str, basis: str = "fitted") -> dict[str, Any]:
     return {"value": value, "basis": basis, "source": source}
 
 
-def client_preset(fit: ClientFit, base: ClientPreset, provenance: str, rtt_ms: float | None = None) -> dict[str, Any]:
-    """A params.ClientPreset (as plain data) from `base` with the fitted values replaced."""
+def client_preset(fit: ClientFit, base: ClientPreset, provenance: str, rtt_ms: float | None = None,
+                  uplink: UplinkFit | None = None) -> dict[str, Any]:
+    """A params.ClientPreset (as plain data) from `base` with the fitted values replaced (the shared
+    uplink only when `uplink` identified its capacity)."""
     out = base.model_dump(mode="json")
     rtts = ", ".join(f"{s} {v:.0f}" for s, v in sorted(fit.rtt_ms_by_session.items()))
     out["description"] = ("the real logs' client, fitted: one machine in India calling eu-west-1 through an "
@@ -50,6 +55,10 @@ def client_preset(fit: ClientFit, base: ClientPreset, provenance: str, rtt_ms: f
                                  "from lightweight overheads per (session, platform, rate bin) with a per-session RTT "
                                  f"(se {fit.inflation_se_ms_per_rps:.1f})")
     inf["exponent"] = _sourced(1.0, "linear in the excess rate: the logs do not identify a curvature", basis="assumption")
+    if uplink is not None and uplink.capacity_mbps is not None:
+        src = (f"{provenance}; Lambda latencies per (session, workload, payload size) censored at the client's "
+               f"timeout against the model's replays: {uplink.note}")
+        out["uplink"] = {"enabled": _sourced(True, src), "capacity_mbps": _sourced(round(uplink.capacity_mbps, 1), src)}
     return out
 
 
@@ -105,7 +114,8 @@ def testbed_overrides(fit: ModelFit, testbed: TestbedParams, provenance: str, *,
                       ) -> dict[str, Any]:
     """`load_params(..., overrides=...)` content adding (and, with `select`, choosing) the fitted
     client and service presets."""
-    client = client_preset(fit.client, testbed.clients[base_client or testbed.client_preset], provenance, rtt_ms)
+    client = client_preset(fit.client, testbed.clients[base_client or testbed.client_preset], provenance, rtt_ms,
+                           uplink=fit.uplink)
     service = service_preset(fit.service, testbed.service_presets[base_service], provenance)
     tb: dict[str, Any] = {"clients": {PRESET_NAME: client}, "service_presets": {PRESET_NAME: service}}
     queued = queued_body_value(fit, provenance)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridopt.calibration.arrivals import session_arrivals
 from hybridopt.calibration.client import INFLATION_FORMS, LIGHT_WORKLOAD, ClientFit, SessionNetwork, probe_network
 from hybridopt.calibration.compare import ValidationOptions, compare, log_errors, thresholds
 from hybridopt.calibration.context import add_context, clean, successful
@@ -56,7 +57,7 @@ from hybridopt.calibration.options import FitOptions
 from hybridopt.calibration.presets import testbed_overrides, with_presets
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.data.ingest import ingest
-from hybridopt.emulation.simulate import phase_offsets, replay
+from hybridopt.emulation.simulate import replay
 from hybridopt.params import Params
 
 __all__ = ["CALIBRATION_FILE", "PROBE_PHASE", "VALIDATION_DIR", "VALIDATION_FILE", "ProfileValidation",
@@ -70,41 +71,6 @@ CALIBRATION_FILE = "calibration.json"
 #: The contract `phase` of the few lightweight requests a collection sends before each window to read
 #: the client's network.
 PROBE_PHASE = "probe"
-
-
-# ------------------------------------------------------------------------------------- arrivals
-def session_arrivals(real: pd.DataFrame, params: Params, seed: int, t0_s: float = 0.0) -> pd.DataFrame:
-    """The arrivals of one real session: the load pattern's Artillery schedule over the logged span,
-    scenario (platform x workload) and payload size uniform per arrival, run_id from the real run
-    folders' time ranges. `real` holds the session's rows."""
-    pattern = str(real["load_pattern"].astype(str).mode().iloc[0])
-    lp = params.load_patterns[pattern]
-    start = real["sent_at"].min()
-    span_s = float((real["sent_at"].max() - start).total_seconds())
-    offs, t = [], 0.0
-    for ph in lp.phases:
-        offs.append(t + phase_offsets(ph.duration_s, ph.arrival_rate_rps, ph.ramp_to_rps))
-        t += ph.duration_s
-    off = np.concatenate(offs) if offs else np.empty(0)
-    off = off[off <= min(span_s, lp.duration_s)]
-    rng = np.random.default_rng([seed, 11])
-    workloads = list(params.workloads)
-    cells = [(p, w) for w in workloads for p in PLATFORMS]
-    pick = rng.integers(0, len(cells), len(off))
-    plat = np.array([cells[i][0] for i in pick], dtype=object)
-    work = np.array([cells[i][1] for i in pick], dtype=object)
-    size = np.empty(len(off))
-    for w in workloads:
-        sel = work == w
-        sizes = np.asarray(params.workloads[w].payload_sizes_kb, dtype=np.float64)
-        size[sel] = sizes[rng.integers(0, len(sizes), int(sel.sum()))]
-    sent = start + pd.to_timedelta(off, unit="s")
-    runs = real.groupby("run_id", observed=True).agg(first=("sent_at", "min"),
-                                                     tw=("time_window", lambda s: str(s.iloc[0]))).sort_values("first")
-    idx = np.clip(np.searchsorted(runs["first"].to_numpy(), sent.to_numpy(), side="right") - 1, 0, len(runs) - 1)
-    return pd.DataFrame({"t_s": t0_s + off, "platform": plat, "workload_type": work, "payload_size_kb": size,
-                         "time_window": runs["tw"].to_numpy()[idx], "load_pattern": pattern,
-                         "run_id": runs.index.astype(str).to_numpy()[idx], "sent_at": sent})
 
 
 # ------------------------------------------------------------------------------------------ folds
@@ -124,6 +90,8 @@ def _fold_summary(c: Calibration) -> dict[str, Any]:
             "inflation_form": cl.inflation_form,
             "queued_receive_bytes": m.queued_body.receive_bytes if m.queued_body else None,
             "upload_mbps": cl.upload_mbps, "rtt_jitter_sigma": cl.rtt_jitter_sigma,
+            "uplink_capacity_mbps": m.uplink.capacity_mbps if m.uplink else None,
+            "uplink_note": m.uplink.note if m.uplink else None,
             "inflation_ms_per_rps": cl.inflation_ms_per_rps, "inflation_threshold_rps": cl.inflation_threshold_rps,
             "service_sleep_ms": {w: {p: [e.sleep_low_ms, e.sleep_high_ms] for p, e in by_p.items()}
                                  for w, by_p in m.service.items()},

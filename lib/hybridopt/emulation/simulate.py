@@ -179,6 +179,7 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
             pend.append((0.0, len(arrival_of), submit(ti, p, w, nb)))
             arrival_of.append(i)
             platform_of.append(p)
+    model.settle()                      # a shared uplink: every upload gets its final length
     pend = [(x[2].dispatch_at_s, x[1], x[2]) for x in pend]
     pend.sort(key=lambda x: (x[0], x[1]))
     outs: list[Outcome] = [None] * len(arrival_of)  # type: ignore[list-item]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from hybridopt.params.common import _Strict
 
@@ -42,6 +42,21 @@ class ClientInflation(_Strict):
     exponent: Sourced[float]
 
 
+class ClientUplink(_Strict):
+    """The load generator's own uplink, shared by every request body in flight (hybridopt.platforms.network
+    .SharedUplink): its capacity is divided fairly among the uploads, each capped at the rate it would have
+    alone (upload_mbps and TCP slow start), so a saturated uplink stretches every upload in flight."""
+    enabled: Sourced[bool]
+    capacity_mbps: Sourced[float] = Field(description="the uplink's capacity in Mbit/s, shared by all uploads")
+
+    @field_validator("capacity_mbps")
+    @classmethod
+    def _positive(cls, v: Sourced[float]) -> Sourced[float]:
+        if not v.value > 0:
+            raise ValueError(f"capacity_mbps.value must be > 0, got {v.value}")
+        return v
+
+
 class ClientPreset(_Strict):
     """The client's network and timeout: where the load generator sits relative to the region."""
     description: str
@@ -58,6 +73,17 @@ class ClientPreset(_Strict):
         description="the client gives up this long after it STARTED the request (got's timeout.request, "
         "as Artillery passes http.timeout): connect, upload, wait and response together")
     inflation: ClientInflation
+    uplink: ClientUplink | None = Field(
+        None, description="a shared uplink for the uploads in flight; absent or disabled: each upload has "
+        "upload_mbps to itself")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_uplink(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A preset without an uplink dumps as it did before the field existed (same params hash)."""
+        out = handler(self)
+        if out.get("uplink", 0) is None:
+            del out["uplink"]
+        return out
 
 
 class KeepAlive(_Strict):

@@ -11,7 +11,11 @@ client's handshakes and upload, which depend on the payload size):
 `submit` must be called in non-decreasing t_send_s and `dispatch` in non-decreasing p.dispatch_at_s
 per platform (the simulator sorts; the testbed waits on a timer); violations are counted in
 `out_of_order`. `handle` does both at once for callers that send
-one request at a time. Nothing here reads a clock, sleeps or starts a thread; all randomness comes from
+one request at a time.
+
+With a shared uplink (the client preset's `uplink`), a body sent later can stretch an upload already in
+flight: the simulator calls `settle()` after its last `submit` (every upload then has its final
+length), the testbed asks `due_s(p, now)` until the request is due (what is known by `now`). Nothing here reads a clock, sleeps or starts a thread; all randomness comes from
 the numpy Generator given at construction.
 """
 
@@ -28,7 +32,7 @@ from hybridopt.params import Params, ParamsError, TestbedParams, Workload
 from hybridopt.platforms.draws import Draws
 from hybridopt.platforms.fargate import FargatePlatform
 from hybridopt.platforms.lambda_ import LambdaPlatform
-from hybridopt.platforms.network import ClientNetwork
+from hybridopt.platforms.network import ClientNetwork, UplinkFlow
 from hybridopt.platforms.outcome import Outcome, Pending, client_timeout
 
 
@@ -61,6 +65,7 @@ class PlatformModel:
         self.out_of_order = 0
         self.submitted = 0
         self.dispatched = 0
+        self._flows: dict[int, UplinkFlow] = {}   # id(Pending) -> its body on the shared uplink
 
     @classmethod
     def from_params(cls, params: Params, seed: int | None = None) -> "PlatformModel":
@@ -102,12 +107,66 @@ class PlatformModel:
         p = Pending(platform, workload_type, payload_bytes, t_send_s, rtt, connect, upload, inflation,
                     dispatch_at, body_at, new_connection)
         p.outcome = front.door(p)
+        if c.uplink is not None:
+            self._flows[id(p)] = c.uplink.add(t_send_s + connect, payload_bytes + c.header_bytes, upload,
+                                              t_send_s + c.request_timeout_s, owner=p)
         return p
+
+    # ------------------------------------------------------------------------------ shared uplink
+    def _stretch(self) -> None:
+        """Give every pending request whose body has left the shared uplink its final upload time."""
+        up = self.client.uplink
+        if up is None:
+            return
+        for f in up.finished:
+            p = f.owner
+            if isinstance(p, Pending) and f.stretched:
+                self._set_upload(p, f.upload_s())
+        up.finished.clear()
+
+    @staticmethod
+    def _set_upload(p: Pending, upload_s: float) -> None:
+        headers_at = p.body_at_s - p.upload_s
+        p.upload_s = upload_s
+        p.body_at_s = headers_at + upload_s
+        if p.platform == "lambda":
+            p.dispatch_at_s = p.body_at_s
+
+    def settle(self) -> None:
+        """Run the shared uplink to the end: call after the last submit, before dispatching by
+        `dispatch_at_s` (no-op without a shared uplink)."""
+        if self.client.uplink is not None:
+            self.client.uplink.settle()
+            self._stretch()
+
+    def due_s(self, p: Pending, now_s: float) -> float:
+        """When `p` is due for `dispatch` as far as is known at model time `now_s` (every request sent by
+        then submitted): its dispatch time, with the upload projected on the shared uplink if any."""
+        up = self.client.uplink
+        f = self._flows.get(id(p))
+        if up is None or f is None:
+            return p.dispatch_at_s
+        up.advance(now_s)
+        self._stretch()
+        if f.end_s is None and p.platform == "lambda":
+            return p.body_at_s - p.upload_s + (up.projected_end_s(f) - f.start_s)
+        return p.dispatch_at_s
 
     def dispatch(self, p: Pending) -> Outcome:
         """The platform acts on a submitted request (call in non-decreasing p.dispatch_at_s)."""
+        f = self._flows.pop(id(p), None)
         if p.outcome is not None:
             return p.outcome
+        if f is not None:
+            # the body's upload as known now (final after settle); a stretched Lambda upload may now
+            # outlast the client's timeout
+            up = self.client.uplink
+            assert up is not None
+            if f.end_s is None:
+                self._set_upload(p, up.projected_end_s(f) - f.start_s)
+            p.outcome = self._platforms[p.platform].door(p)
+            if p.outcome is not None:
+                return p.outcome
         if p.dispatch_at_s < self.last_dispatch_s[p.platform]:
             self.out_of_order += 1     # tolerated (state stays consistent), counted for the drivers' tests
         else:
@@ -144,7 +203,10 @@ class PlatformModel:
 
     def stats(self, t_s: float) -> dict[str, Any]:
         """Counters and state at model time t_s."""
-        return {"model_time_s": t_s, "submitted": self.submitted, "dispatched": self.dispatched,
-                "out_of_order": self.out_of_order, "client_preset": self.testbed.client_preset,
-                "service_preset": self.testbed.service_preset,
-                "lambda": self.lambda_.counts(t_s), "ecs": self.ecs.counts(t_s)}
+        out = {"model_time_s": t_s, "submitted": self.submitted, "dispatched": self.dispatched,
+               "out_of_order": self.out_of_order, "client_preset": self.testbed.client_preset,
+               "service_preset": self.testbed.service_preset,
+               "lambda": self.lambda_.counts(t_s), "ecs": self.ecs.counts(t_s)}
+        if self.client.uplink is not None:
+            out["uplink_peak_flows"] = self.client.uplink.peak_flows
+        return out

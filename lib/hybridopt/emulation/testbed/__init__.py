@@ -326,6 +326,12 @@ class TestbedServer:
         pending = model.submit(t_send, route.platform, route.workload, len(body), new_connection=new_conn)
         if pending.outcome is None:
             await asyncio.sleep(max(0.0, t_wall + (pending.dispatch_at_s - t_send) - time.monotonic()))
+            while model.client.uplink is not None:   # a shared uplink can push the request back meanwhile
+                now = time.monotonic()
+                wait = t_wall + (model.due_s(pending, t_send + now - t_wall) - t_send) - now
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
             outcome = model.dispatch(pending)
         else:
             outcome = pending.outcome
