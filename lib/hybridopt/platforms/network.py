@@ -10,7 +10,6 @@ import heapq
 import math
 from collections import deque
 
-import numpy as np
 
 from hybridopt.params import ClientPreset
 from hybridopt.platforms.draws import Draws
@@ -97,8 +96,8 @@ class UplinkFlow:
     `deadline_s` (the client gave up). `end_s` is set once the flow has finished or was dropped;
     `complete` says which, `stretched` whether the link ever held it below its alone rate."""
 
-    __slots__ = ("start_s", "n_bytes", "alone_s", "deadline_s", "cap_bps", "remaining", "rate", "end_s", "complete",
-                 "stretched", "owner")
+    __slots__ = ("start_s", "n_bytes", "alone_s", "deadline_s", "cap_bps", "remaining", "end_s", "complete",
+                 "stretched", "owner", "group", "ref_s", "tag", "ver")
 
     def __init__(self, start_s: float, n_bytes: float, alone_s: float, deadline_s: float, owner: object) -> None:
         self.start_s = start_s
@@ -106,12 +105,15 @@ class UplinkFlow:
         self.alone_s = alone_s
         self.deadline_s = deadline_s
         self.cap_bps = self.n_bytes / alone_s if alone_s > 0 else math.inf
-        self.remaining = self.n_bytes
-        self.rate = 0.0
+        self.remaining = self.n_bytes      # bytes left at ref_s (group "own") or when it left the link
         self.end_s: float | None = None
         self.complete = False
         self.stretched = False
         self.owner = owner
+        self.group = ""                    # "own": at its alone rate; "fair": at the link's fair level
+        self.ref_s = start_s
+        self.tag = 0.0                     # group "fair": the link's fair service at which it is done
+        self.ver = 0                       # bumped on every group change (stale heap entries are skipped)
 
     def upload_s(self) -> float:
         """Its upload time: `alone_s` when the link never held it back; else to its end when it finished;
@@ -134,7 +136,11 @@ class SharedUplink:
     flight. Flows are registered as they are sent (`add`); `advance(t)` runs the link to t (callers add
     every flow sent by t first: a flow never starts before it is sent), `settle()` to the end once no
     more flows will come. `finished` collects the flows that ended since it was last emptied. A flow
-    added with a start the link has already passed starts now (counted in `late_starts`). Pure: no clock."""
+    added with a start the link has already passed starts now (counted in `late_starts`). Pure: no clock.
+
+    Max-min fairness with caps as two groups: flows whose alone rate is below the fair level run at it
+    ("own"), the others share what is left equally ("fair", at `level` bytes/s each, tracked as one
+    service counter so that an event costs O(log n))."""
 
     def __init__(self, capacity_mbps: float) -> None:
         if not capacity_mbps > 0:
@@ -142,16 +148,18 @@ class SharedUplink:
         self.capacity_mbps = capacity_mbps
         self.capacity_bps = capacity_mbps * 1e6 / 8.0
         self.t_s = -math.inf
-        self._waiting: list[tuple[float, int, UplinkFlow]] = []   # not started yet (heap by start)
-        self._active: list[UplinkFlow] = []
-        # the active flows' state, aligned with _active
-        self._rem = np.empty(0)
-        self._cap = np.empty(0)
-        self._deadline = np.empty(0)
-        self._rate = np.empty(0)
-        self._stretched = np.empty(0, dtype=bool)
         self._seq = 0
-        self._dirty = True
+        self._waiting: list[tuple[float, int, UplinkFlow]] = []       # by start
+        self._own_end: list[tuple[float, int, int, UplinkFlow]] = []  # "own" flows by end time
+        self._own_cap: list[tuple[float, int, int, UplinkFlow]] = []  # "own" flows, largest alone rate first
+        self._fair_tag: list[tuple[float, int, int, UplinkFlow]] = []  # "fair" flows by tag
+        self._fair_cap: list[tuple[float, int, int, UplinkFlow]] = []  # "fair" flows, smallest alone rate first
+        self._deadlines: list[tuple[float, int, UplinkFlow]] = []
+        self._own_sum = 0.0                # sum of the "own" flows' alone rates
+        self._n_own = 0
+        self._n_fair = 0
+        self._service = 0.0                # bytes each "fair" flow has received since the start
+        self.level = math.inf              # the fair flows' rate (inf: none)
         self.finished: list[UplinkFlow] = []
         self.peak_flows = 0
         self.late_starts = 0
@@ -165,80 +173,112 @@ class SharedUplink:
         heapq.heappush(self._waiting, (start_s, self._seq, f))
         return f
 
-    def _rates(self) -> None:
-        """Max-min fair shares of the capacity, each flow capped at its alone rate (water filling)."""
-        cap = self._cap
-        n = len(cap)
-        even = self.capacity_bps / n
-        if float(cap.min()) >= even:                            # every flow could take more than an even share
-            self._rate = np.full(n, even)
-            self._stretched |= cap > even
-        elif float(cap.sum()) <= self.capacity_bps:            # the link is not saturated
-            self._rate = cap
-        else:
-            order = np.argsort(cap, kind="stable")
-            c = cap[order]
-            before = np.cumsum(c) - c                           # what the slower flows take
-            share = (self.capacity_bps - before) / (n - np.arange(n))
-            over = c > share
-            level = share[int(np.argmax(over))]                 # some flow is over: the sum exceeds the capacity
-            self._rate = np.minimum(cap, level)
-            self._stretched |= self._rate < cap
-        self._dirty = False
+    # ----------------------------------------------------------------------------------- groups
+    def _to_own(self, f: UplinkFlow, remaining: float) -> None:
+        f.group, f.ver, f.ref_s, f.remaining = "own", f.ver + 1, self.t_s, remaining
+        self._seq += 1
+        heapq.heappush(self._own_end, (self.t_s + remaining / f.cap_bps, self._seq, f.ver, f))
+        heapq.heappush(self._own_cap, (-f.cap_bps, self._seq, f.ver, f))
+        self._own_sum += f.cap_bps
+        self._n_own += 1
 
+    def _to_fair(self, f: UplinkFlow, remaining: float) -> None:
+        f.group, f.ver, f.tag, f.stretched = "fair", f.ver + 1, self._service + remaining, True
+        self._seq += 1
+        heapq.heappush(self._fair_tag, (f.tag, self._seq, f.ver, f))
+        heapq.heappush(self._fair_cap, (f.cap_bps, self._seq, f.ver, f))
+        self._n_fair += 1
+
+    def _left(self, f: UplinkFlow) -> float:
+        """Bytes `f` has left now."""
+        if f.group == "own":
+            return f.remaining - f.cap_bps * (self.t_s - f.ref_s)
+        return f.tag - self._service
+
+    def _leave(self, f: UplinkFlow) -> float:
+        left = self._left(f)
+        if f.group == "own":
+            self._own_sum -= f.cap_bps
+            self._n_own -= 1
+            if self._n_own == 0:
+                self._own_sum = 0.0
+        else:
+            self._n_fair -= 1
+        f.group, f.ver = "", f.ver + 1
+        return left
+
+    @staticmethod
+    def _top(heap: list[tuple[float, int, int, UplinkFlow]]) -> UplinkFlow | None:
+        while heap and heap[0][2] != heap[0][3].ver:
+            heapq.heappop(heap)
+        return heap[0][3] if heap else None
+
+    def _balance(self) -> None:
+        """Move flows between the groups until every "own" flow's alone rate is at most the fair level
+        and every "fair" flow's above it."""
+        cap = self.capacity_bps
+        while True:
+            if self._n_fair == 0 and self._own_sum <= cap:
+                self.level = math.inf
+                return
+            big = self._top(self._own_cap)
+            level = (cap - self._own_sum) / self._n_fair if self._n_fair else -math.inf
+            if big is not None and big.cap_bps > level:
+                self._to_fair(big, self._leave(big))
+                continue
+            self.level = level
+            small = self._top(self._fair_cap)
+            if small is not None and small.cap_bps <= level:
+                self._to_own(small, self._leave(small))
+                continue
+            return
+
+    # ------------------------------------------------------------------------------------ time
     def advance(self, t_s: float) -> None:
         """Run the link to t_s: start the flows due, drain bytes, end the flows that finish or are dropped."""
-        waiting, active = self._waiting, self._active
+        waiting = self._waiting
         while True:
-            if not active:
-                if not waiting or waiting[0][0] > t_s:
-                    if math.isfinite(t_s):
-                        self.t_s = max(self.t_s, t_s)
-                    return
-                self.t_s = max(self.t_s, waiting[0][0])
-            changed = False
-            if active:
-                if self._dirty:
-                    self._rates()
-                rate = self._rate
-                left = np.minimum(self._deadline - self.t_s, self._rem / rate)   # time to each flow's end
-                dt = min(waiting[0][0] - self.t_s if waiting else math.inf, t_s - self.t_s, float(left.min()))
-                if dt > 0:
-                    self._rem -= rate * dt
-                    self.t_s += dt
-                # a flow whose end falls within a microsecond ends now (model times are large: a remainder
-                # that no longer moves the clock must not keep the flow alive)
-                gone = left <= dt + 1e-6
-                if gone.any():
-                    idx = np.flatnonzero(gone).tolist()
-                    for i in idx:
-                        f = active[i]
-                        f.complete = bool(self._rem[i] <= rate[i] * 1e-6)
-                        f.remaining = max(0.0, float(self._rem[i]))
-                        f.stretched, f.end_s = bool(self._stretched[i]), self.t_s
-                        self.finished.append(f)
-                    for i in reversed(idx):
-                        del active[i]
-                    keep = ~gone
-                    self._rem, self._cap = self._rem[keep], self._cap[keep]
-                    self._deadline, self._stretched = self._deadline[keep], self._stretched[keep]
-                    changed = True
-            if waiting and waiting[0][0] <= self.t_s:
-                new = []
-                while waiting and waiting[0][0] <= self.t_s:
-                    new.append(heapq.heappop(waiting)[2])
-                active.extend(new)
-                self._rem = np.concatenate([self._rem, [f.remaining for f in new]])
-                self._cap = np.concatenate([self._cap, [f.cap_bps for f in new]])
-                self._deadline = np.concatenate([self._deadline, [f.deadline_s for f in new]])
-                self._stretched = np.concatenate([self._stretched, [f.stretched for f in new]])
-                if len(active) > self.peak_flows:
-                    self.peak_flows = len(active)
-                changed = True
-            if changed:
-                self._dirty = True
-            elif self.t_s >= t_s:
+            nxt = waiting[0][0] if waiting else math.inf
+            own = self._top(self._own_end)
+            fair = self._top(self._fair_tag)
+            while self._deadlines and self._deadlines[0][2].group == "":
+                heapq.heappop(self._deadlines)
+            t_own = self._own_end[0][0] if own is not None else math.inf
+            t_fair = self.t_s + (fair.tag - self._service) / self.level if fair is not None else math.inf
+            t_dead = self._deadlines[0][0] if self._deadlines else math.inf
+            t_next = min(nxt, t_own, t_fair, t_dead)
+            if t_next == math.inf:
                 return
+            if t_next > t_s:
+                if math.isfinite(t_s) and t_s > self.t_s:
+                    self._run_to(t_s)
+                return
+            if t_next > self.t_s:
+                self._run_to(t_next)
+            if t_next == t_fair and fair is not None:
+                self._end(fair, complete=True)
+            elif t_next == t_own and own is not None:
+                self._end(own, complete=True)
+            elif t_next == t_dead:
+                self._end(heapq.heappop(self._deadlines)[2], complete=False)
+            else:
+                f = heapq.heappop(waiting)[2]
+                self._to_own(f, f.remaining)
+                self._seq += 1
+                heapq.heappush(self._deadlines, (f.deadline_s, self._seq, f))
+                self.peak_flows = max(self.peak_flows, self._n_own + self._n_fair)
+            self._balance()
+
+    def _run_to(self, t: float) -> None:
+        if self._n_fair and self.level < math.inf:
+            self._service += self.level * (t - self.t_s)
+        self.t_s = t
+
+    def _end(self, f: UplinkFlow, complete: bool) -> None:
+        left = self._leave(f)
+        f.remaining = 0.0 if complete else max(0.0, left)
+        f.complete, f.end_s = complete, self.t_s
+        self.finished.append(f)
 
     def settle(self) -> None:
         """Run every known flow to its end (no more flows will be added)."""
@@ -252,15 +292,22 @@ class SharedUplink:
         twin = SharedUplink(self.capacity_mbps)
         twin.t_s = self.t_s
         mine: UplinkFlow | None = None
-        for i, f in enumerate([*self._active, *(w[2] for w in self._waiting)]):
+        active = [f for f in {id(e[3]): e[3] for e in (*self._own_end, *self._fair_tag) if e[2] == e[3].ver}.values()]
+        for f in [*active, *(w[2] for w in self._waiting)]:
             c = UplinkFlow(f.start_s, f.n_bytes, f.alone_s, f.deadline_s, None)
-            if i < len(self._active):
-                c.remaining, c.stretched = float(self._rem[i]), bool(self._stretched[i])
-            twin._seq += 1
-            heapq.heappush(twin._waiting, (max(c.start_s, twin.t_s), twin._seq, c))
+            c.stretched = f.stretched
+            if f.group:
+                c.remaining = self._left(f)
+                twin._to_own(c, c.remaining)
+                twin._seq += 1
+                heapq.heappush(twin._deadlines, (c.deadline_s, twin._seq, c))
+            else:
+                twin._seq += 1
+                heapq.heappush(twin._waiting, (c.start_s, twin._seq, c))
             if f is flow:
                 mine = c
         if mine is None:
             raise ValueError("the flow is not on this link")
+        twin._balance()
         twin.settle()
         return mine.start_s + mine.upload_s()
