@@ -146,9 +146,20 @@ def test_linear_fit_drops_an_insignificant_slope() -> None:
 
 
 def test_the_package_re_exports_its_modules_public_names() -> None:
-    from hybridopt.calibration import client, context, empirical, fit, handlers, options, presets, testbed_yaml
+    from hybridopt.calibration import (
+        arrivals,
+        client,
+        context,
+        empirical,
+        fit,
+        handlers,
+        options,
+        presets,
+        testbed_yaml,
+        uplink,
+    )
 
-    modules = (client, context, empirical, fit, handlers, options, presets, testbed_yaml)
+    modules = (arrivals, client, context, empirical, fit, handlers, options, presets, testbed_yaml, uplink)
     for name in cal.__all__:
         home = [m for m in modules if name in vars(m)]
         assert home and getattr(cal, name) is getattr(home[0], name), name

@@ -27,34 +27,54 @@ def _rows(run: str, workload: str, platform: str, totals, size_kb: float = 1.0, 
 
 @pytest.fixture(scope="module")
 def compared() -> dict:
-    """A validation-shaped result around one compare() of crafted rows: lambda +20 % (passes), ecs +30 %."""
+    """A validation-shaped result around compare() of crafted rows over two seeds: lambda +20 % (passes),
+    ecs +30 % (fails)."""
     base = np.linspace(900, 1100, 100)
     real = pd.concat([_rows("r1", "w", "lambda", base), _rows("r1", "w", "ecs", base)], ignore_index=True)
-    sim = pd.concat([_rows("r1", "w", "lambda", base * 1.2), _rows("r1", "w", "ecs", base * 1.3)], ignore_index=True)
-    part = v.compare(real, sim, v.ValidationOptions())
-    return {"options": {"tolerance": 0.25}, "out_of_sample": part, "in_sample": part}
+    sims = [pd.concat([_rows("r1", "w", "lambda", base * f), _rows("r1", "w", "ecs", base * (f + 0.1))],
+                      ignore_index=True) for f in (1.19, 1.21)]
+    part = v.compare(real, sims, v.ValidationOptions(bootstrap_resamples=200))
+    return {"options": {"tolerance": 0.25}, "design": "leave-one-session-out", "conditioned": part,
+            "blind": part, "in_sample": part, "folds": []}
 
 
 def test_thresholds_and_cells_frames(compared: dict) -> None:
     t = report.thresholds_frame(compared)
-    assert len(t) == 8 and set(t["comparison"]) == {"out of sample (leave one session out)", "in sample (diagnostic)"}
-    med = t[(t["threshold"] == "latency_median") & t["comparison"].str.startswith("out")].iloc[0]
-    assert (med["cells"], med["passed"], med["pass"]) == (2, 1, False)
-    cells = report.cells_frame(compared["out_of_sample"]).set_index("platform")
-    assert cells.loc["lambda", "median_rel_err"] == pytest.approx(0.2) and bool(cells.loc["lambda", "pass_median"])
+    assert len(t) == 12
+    assert list(t["comparison"].unique()) == ["network-conditioned (of record), held out", "blind (typical network), held out",
+                                              "in sample (conditioned)"]
+    med = t[(t["check"] == "latency_median") & t["comparison"].str.startswith("network")].iloc[0]
+    assert (med["cells"], med["reproduced"], med["goal"], med["pass"]) == (2, 1, 0.8, False)
+    cells = report.cells_frame(compared["conditioned"]).set_index("platform")
+    assert cells.loc["lambda", "median_rel_err"] == pytest.approx(0.2, abs=0.01) and bool(cells.loc["lambda", "pass_median"])
     assert not bool(cells.loc["ecs", "pass_median"])
-    assert report.thresholds_frame({"out_of_sample": None}).empty
+    lo, hi = (float(x) for x in cells.loc["lambda", "median_real_ci"].split("-"))
+    assert lo < 1000 < hi                                          # the bootstrap CI of the real median
+    assert cells.loc["lambda", "median_sim_seeds"] != "-" and not bool(cells.loc["lambda", "median_ci_overlap"])
+    assert report.thresholds_frame({"conditioned": None}).empty
 
 
-def test_validation_figure_is_a_closed_figure_with_one_panel_per_comparison_and_statistic(compared, tmp_path) -> None:
+def test_failures_frame_names_a_cause_for_each_failing_cell(compared: dict) -> None:
+    f = report.failures_frame(compared["conditioned"])
+    assert list(f["platform"]) == ["ecs"] and f["failed"].iloc[0] == "median, p95"
+    # crafted rows carry no execution_time_ms: no part of the request can be compared
+    assert f["cause"].iloc[0] == "no execution_time_ms to split the request into its parts"
+
+
+def test_validation_figure_is_a_closed_figure_with_one_row_of_panels_per_comparison(compared, tmp_path) -> None:
     fig = report.validation_figure(compared)
     assert isinstance(fig, plt.Figure) and not plt.fignum_exists(fig.number)
-    axes = fig.get_axes()
-    assert [a.get_title() for a in axes] == ["out of sample: median (1/2 cells within 25%)",
-                                             "out of sample: p95 (1/2 cells within 25%)",
-                                             "in sample: median (1/2 cells within 25%)",
-                                             "in sample: p95 (1/2 cells within 25%)"]
-    one = report.validation_figure({**compared, "in_sample": None})
+    titles = [a.get_title() for a in fig.get_axes()]
+    assert titles == ["network-conditioned (of record), held out: median (1/2 cells within 25%)",
+                      "network-conditioned (of record), held out: p95 (1/2 cells within 25%)",
+                      "blind (typical network), held out: median (1/2 cells within 25%)",
+                      "blind (typical network), held out: p95 (1/2 cells within 25%)",
+                      "in sample (conditioned): median (1/2 cells within 25%)",
+                      "in sample (conditioned): p95 (1/2 cells within 25%)"]
+    # error bars: the real CI and the model's range over seeds are drawn for every judged cell
+    ax = fig.get_axes()[0]
+    assert len(ax.containers) == 2
+    one = report.validation_figure({**compared, "blind": None, "in_sample": None})
     assert len(one.get_axes()) == 2
     fig.savefig(tmp_path / "validation.png", dpi=110)                  # whoever needs a file saves it
     assert (tmp_path / "validation.png").stat().st_size > 10_000

@@ -45,17 +45,21 @@ Everything here except `validate.validation_result` is a pure function of (frame
 `hybridopt.commands.calibrate` does the I/O. Tables and figures are in `hybridopt.report.calibration`.
 """
 
+from hybridopt.calibration.arrivals import arrivals_for, session_arrivals
 from hybridopt.calibration.client import (
     INFLATION_FORMS,
+    LIGHT_WORKLOAD,
     MULTIPLICATIVE_GRID,
     UPLOAD_GRID_MBPS,
     ClientFit,
+    SessionNetwork,
     body_bytes,
     extra_ms,
-    SessionNetwork,
     fit_client,
+    light_bins,
     probe_network,
     round_trip_ms,
+    rtt_jitter,
     upload_ms,
 )
 from hybridopt.calibration.context import (
@@ -111,7 +115,10 @@ __all__ = [
     "linear_fit", "normalise_sessions", "queue_utilisation",
     # client
     "INFLATION_FORMS", "MULTIPLICATIVE_GRID", "UPLOAD_GRID_MBPS", "ClientFit", "body_bytes", "extra_ms",
-    "fit_client", "round_trip_ms", "upload_ms", "SessionNetwork", "probe_network",
+    "fit_client", "round_trip_ms", "upload_ms", "SessionNetwork", "probe_network", "LIGHT_WORKLOAD", "light_bins",
+    "rtt_jitter",
+    # arrivals
+    "arrivals_for", "session_arrivals",
     # handlers
     "QueuedBodyFit", "ServiceEntryFit", "fit_queued_body", "fit_queued_service_entries", "fit_service_entries",
     # fit

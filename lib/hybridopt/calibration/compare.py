@@ -242,6 +242,8 @@ def failure_causes(real: pd.DataFrame, sim: pd.DataFrame, cells: list[dict[str, 
     handler time: the fastest decile of the cell's execution times on each side (a request whose body
     was already there), so that what grows beyond it counts as the body's upload."""
     r, s = successes(real), successes(sim)
+    r = r if "execution_time_ms" in r else r.assign(execution_time_ms=math.nan)
+    s = s if "execution_time_ms" in s else s.assign(execution_time_ms=math.nan)
     out = []
     for c in cells:
         if not c["judged"] or (c["pass_median"] and c["pass_p95"]):
@@ -259,9 +261,10 @@ def failure_causes(real: pd.DataFrame, sim: pd.DataFrame, cells: list[dict[str, 
             rows = d[m]
             rows = rows.assign(handler_ms=float(rows["execution_time_ms"].quantile(0.1)) if len(rows) else math.nan)
             sel[side] = _parts(rows, c["platform"], net) if len(rows) else None
-        if sel["sim"] is None or c["n_sim"] < 1 or sel["real"] is None:
-            rec.update({"cause": "the model lost the cell (timeouts)" if sel["real"] is not None else "no real rows",
-                        "residual_ms": {}})
+        if sel["sim"] is None or sel["real"] is None:
+            cause = ("the model lost the cell (timeouts)" if c["n_sim"] < 1 else
+                     "no execution_time_ms to split the request into its parts")
+            rec.update({"cause": cause, "residual_ms": {}})
             out.append(rec)
             continue
         q = 0.5 if "median" in failed else 0.95
