@@ -168,3 +168,29 @@ def test_fitted_on_one_session_judging_another_the_probe_carries_the_client() ->
     assert blind["latency_median"]["share"] < cond["latency_median"]["share"]
     same = v.validate_split(judge_df, judge_df, params, v.ValidationOptions(seeds=1))
     assert same["design"] == "in-sample self-check" and same["in_sample"] is True
+
+
+@pytest.mark.slow
+def test_the_uplink_capacity_is_recovered_from_logs_made_with_one() -> None:
+    """Model-made logs whose client shares a 40 Mbit/s uplink, one session at 5 and one at 12 arrivals/s:
+    the fit through replays finds the capacity within one step of its grid (a factor of sqrt(2))."""
+    truth = 40.0
+    over = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
+                        "clients": {"distant": {"rtt_ms": _sourced(200.0), "upload_mbps": _sourced(60.0),
+                                                "tls_handshake_rtts": _sourced(1),
+                                                "uplink": {"enabled": _sourced(True), "capacity_mbps": _sourced(truth)}}}},
+            "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
+                          for w, n in (("medium_processing", 4), ("heavy_processing", 8))}}
+    params = load_params("thesis-2025-11", overrides=over)
+    lp = params.load_patterns
+    low = lp["low_load"].model_copy(update={"phases": [lp["low_load"].phases[0].model_copy(update={"duration_s": 600.0})]})
+    med = lp["medium_load"].model_copy(update={"phases": [
+        lp["medium_load"].phases[0].model_copy(update={"duration_s": 600.0, "arrival_rate_rps": 12.0})]})
+    params = params.model_copy(update={"load_patterns": {**lp, "low_load": low, "medium_load": med}})
+    df = testing.model_logs(params, {"a_low": ("low_load", low), "b_medium": ("medium_load", med)}, seed=21)
+    fit = cal.calibrate(df, params.load_patterns, cal.FitOptions(), testbed=params.testbed, workloads=params.workloads)
+    assert fit.model is not None and fit.model.uplink is not None
+    up = fit.model.uplink
+    assert up.capacity_mbps is not None, up.note
+    assert truth / 1.5 <= up.capacity_mbps <= truth * 1.5, up.grid
+    assert up.loss_best < 0.5 * up.loss_unshared

@@ -1,7 +1,8 @@
 """python -m hybridopt calibrate --data DIR [--write]: fit the platform model to real request logs.
 
 Prints what the logs tell per workload and platform (service time, network, cold start, the load
-generator's inflation) and the platform model's fitted client and service presets; `--write` puts
+generator's inflation) and the platform model's fitted client and service presets (the client with its
+shared uplink when the logs identify its capacity); `--write` puts
 those presets into params/testbed.yaml as `clients.fitted` and `service_presets.fitted` (between
 marker comments, every value with basis `fitted` and the data it came from). `--json` writes the full
 fit. Selecting the presets is a profile's choice (`testbed: {client_preset: fitted, service_preset:
@@ -108,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
             ("inflation", f"{cl.inflation_form} form: {cl.inflation_ms_per_rps:.2f} ± {cl.inflation_se_ms_per_rps:.2f} "
                           f"ms {'per round trip ' if cl.inflation_form == 'round_trip' else ''}per req/s above "
                           f"{cl.inflation_threshold_rps:g} req/s"),
+            ("shared uplink", m.uplink.note if m.uplink is not None else "not fitted"),
         ]))
+        if m.uplink is not None and m.uplink.grid:
+            print("  uplink loss by capacity (Mbit/s; none = no sharing): " + ", ".join(
+                f"{'none' if g['capacity_mbps'] is None else format(g['capacity_mbps'], '.0f')} {g['loss']:.3f}"
+                for g in m.uplink.grid))
         for w, by_p in sorted(m.service.items()):
             for p, e in sorted(by_p.items()):
                 print(f"  service {w}/{p}: sleep {e.sleep_low_ms:.0f}-{e.sleep_high_ms:.0f} ms, "
