@@ -150,7 +150,8 @@ def _cell_colours(cells: pd.DataFrame) -> dict[tuple[str, str], Any]:
 def validation_figure(result: Mapping[str, Any]) -> plt.Figure:
     """Model against real median and p95 per judged cell (log-log, the tolerance band shaded): the real
     bootstrap CI as the horizontal bar, the model's range over seeds as the vertical one, one colour per
-    (workload, platform), marker by platform, failing cells outlined in black; one row of panels per
+    (workload, platform), marker by platform, failing cells outlined in black, cells where the model logged
+    no success as crosses on the bottom edge; one row of panels per
     comparison (network-conditioned, blind, in sample). The figure is closed: display it, or save it."""
     parts = [(k, result[k]) for k, _ in COMPARISONS if k != "blind_all_cells" and result.get(k)]
     fig, axes = plt.subplots(max(1, len(parts)), 2, figsize=(12, 5 * max(1, len(parts))), squeeze=False)
@@ -174,6 +175,10 @@ def validation_figure(result: Mapping[str, Any]) -> plt.Figure:
                             elinewidth=1, capsize=2)
             vals = d[[f"{stat}_real_ms", f"{stat}_sim_ms"]].to_numpy(dtype=float) if len(d) else np.array([[100.0, 20000.0]])
             lo, hi = max(50.0, float(np.nanmin(vals)) * 0.7), float(np.nanmax(vals)) * 1.4
+            lost = cells[cells[f"{stat}_sim_ms"].isna() & cells[f"{stat}_real_ms"].notna()] if len(cells) else cells
+            for c in lost.itertuples():               # the model logged no success: drawn on the bottom edge
+                ax.plot(getattr(c, f"{stat}_real_ms"), lo * 1.05, marker="x", ls="", ms=9, mew=2,
+                        color=colours[(str(c.workload_type), str(c.platform))])
             xs = np.array([lo, hi])
             ax.plot(xs, xs, color="black", lw=1)
             ax.fill_between(xs, xs * (1 - tol), xs * (1 + tol), color="grey", alpha=0.2)
@@ -185,6 +190,7 @@ def validation_figure(result: Mapping[str, Any]) -> plt.Figure:
         handles = [plt.Line2D([], [], color=colours[k], marker="o" if k[1] == "lambda" else "s", ls="",
                               label=f"{k[0]} / {k[1]}") for k in sorted(colours)]
         handles.append(plt.Line2D([], [], color="white", marker="o", mec="black", mew=1.5, ls="", label="fails"))
+        handles.append(plt.Line2D([], [], color="grey", marker="x", mew=2, ls="", label="model logged no success"))
         axes[row][0].legend(handles=handles, fontsize=7, loc="upper left")
     return done(fig)
 
