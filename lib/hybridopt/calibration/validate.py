@@ -227,7 +227,7 @@ def validate_split(fit_df: pd.DataFrame, judge_df: pd.DataFrame, params: Params,
                        "on its own client network" if same else
                        f"fitted on every session of {fit_label}, every session of the judged data replayed on it, "
                        "blind and conditioned on its own client network"),
-            "in_sample": same, "options": asdict(opts), "sessions": sessions, "fit_runs": fit_runs,
+            "self_check": same, "options": asdict(opts), "sessions": sessions, "fit_runs": fit_runs,
             "fit": _fold_summary(c), "folds": j.folds, **comps, "record": "conditioned",
             "thresholds": comps["conditioned"]["thresholds"], "pass": bool(comps["conditioned"]["thresholds"]["pass"])}
 
