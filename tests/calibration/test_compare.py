@@ -194,3 +194,19 @@ def test_the_uplink_capacity_is_recovered_from_logs_made_with_one() -> None:
     assert up.capacity_mbps is not None, up.note
     assert truth / 1.5 <= up.capacity_mbps <= truth * 1.5, up.grid
     assert up.loss_best < 0.5 * up.loss_unshared
+
+
+def test_a_fit_without_an_uplink_replaces_a_written_one() -> None:
+    """Fitted presets merged over params whose `fitted` client already has a shared uplink (written by an
+    earlier calibrate --write): a fit that did not identify one must leave none behind."""
+    df, params = _two_clients()
+    fit = cal.calibrate(df, params.load_patterns, cal.FitOptions(fit_uplink=False), testbed=params.testbed,
+                        workloads=params.workloads)
+    assert fit.model is not None and fit.model.uplink is None
+    with_old = cal.with_presets(params, {"testbed": {"clients": {"fitted": {"uplink": {
+        "enabled": _sourced(True), "capacity_mbps": _sourced(80.0)}}}}})
+    assert with_old.testbed.clients["fitted"].uplink is not None
+    p = cal.with_presets(with_old, cal.testbed_overrides(fit.model, with_old.testbed, "test"))
+    assert p.testbed.client_preset == "fitted" and p.testbed.client.uplink is None
+    text = cal.preset_yaml("fitted", cal.client_preset(fit.model.client, params.testbed.client, "test"))
+    assert "uplink" not in text

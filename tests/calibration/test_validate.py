@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hybridopt import calibration as cal
 from hybridopt import testing
 from hybridopt.calibration import validate as v
 from hybridopt.emulation.simulate import phase_offsets
@@ -261,22 +262,19 @@ def test_validation_result_on_two_real_sessions_is_cached(tmp_path) -> None:
         shutil.copytree(src / run, data / run)
     params = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)}})
     out = tmp_path / "out"
-    opts = v.ValidationOptions(seeds=1)
-    first = v.validation_result(params, out_dir=out, in_sample=False, opts=opts)
+    opts, fit = v.ValidationOptions(seeds=1), cal.FitOptions(fit_uplink=False)   # this test is about the cache
+    first = v.validation_result(params, out_dir=out, in_sample=False, opts=opts, fit_opts=fit)
     assert not first.reused and first.out_dir == out
     assert first.validation["params_hash"] == params.hash and first.validation["data"]["lines"] > 0
     assert [f["judged_session"] for f in first.validation["folds"]] == ["early_morning_low_load",
                                                                        "midday_medium_load"]
     assert first.calibration["model"]["client"]["rtt_ms"] > 0
     stamp = (out / v.VALIDATION_FILE).stat().st_mtime_ns
-    again = v.validation_result(params, out_dir=out, in_sample=False, opts=opts)
+    again = v.validation_result(params, out_dir=out, in_sample=False, opts=opts, fit_opts=fit)
     assert again.reused and (out / v.VALIDATION_FILE).stat().st_mtime_ns == stamp
     assert again.validation == first.validation and again.calibration == first.calibration
 
-    assert not v.validation_result(params, out_dir=out, in_sample=False, opts=v.ValidationOptions(seeds=2)).reused
-    first = v.validation_result(params, force=True, out_dir=out, in_sample=False, opts=opts)
-    stamp = (out / v.VALIDATION_FILE).stat().st_mtime_ns
-    s = report.report_section(params, out_dir=out, in_sample=False, opts=opts)      # reuses the files above
+    s = report.report_section(params, out_dir=out, in_sample=False, opts=opts, fit_opts=fit)   # reuses the files above
     assert (out / v.VALIDATION_FILE).stat().st_mtime_ns == stamp
     assert s.kind == "real-logs" and "leave-one-session-out" in s.text
     assert set(s.tables) >= {"thresholds", "cells_conditioned", "failing_cells", "calibration_service", "model_client",
@@ -284,9 +282,9 @@ def test_validation_result_on_two_real_sessions_is_cached(tmp_path) -> None:
     assert len(s.tables["folds"]) == 2 and s.tables["thresholds"].equals(report.thresholds_frame(first.validation))
     assert isinstance(s.figure, plt.Figure) and not plt.fignum_exists(s.figure.number)
 
-    assert not v.validation_result(params, force=True, out_dir=out, in_sample=False, opts=opts).reused
+    assert not v.validation_result(params, force=True, out_dir=out, in_sample=False, opts=opts, fit_opts=fit).reused
     assert (out / v.VALIDATION_FILE).stat().st_mtime_ns != stamp
     other = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)},
                                                      "testbed": {"service_preset": "measured"}})
     assert other.hash != params.hash
-    assert not v.validation_result(other, out_dir=out, in_sample=False, opts=opts).reused
+    assert not v.validation_result(other, out_dir=out, in_sample=False, opts=opts, fit_opts=fit).reused

@@ -55,6 +55,7 @@ def client_preset(fit: ClientFit, base: ClientPreset, provenance: str, rtt_ms: f
                                  "from lightweight overheads per (session, platform, rate bin) with a per-session RTT "
                                  f"(se {fit.inflation_se_ms_per_rps:.1f})")
     inf["exponent"] = _sourced(1.0, "linear in the excess rate: the logs do not identify a curvature", basis="assumption")
+    out["uplink"] = None            # explicit: merged over a preset written before, a stale uplink must not survive
     if uplink is not None and uplink.capacity_mbps is not None:
         src = (f"{provenance}; Lambda latencies per (session, workload, payload size) censored at the client's "
                f"timeout against the model's replays: {uplink.note}")

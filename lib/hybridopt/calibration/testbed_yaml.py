@@ -37,8 +37,10 @@ def _flowify(obj: Any) -> Any:
 
 
 def preset_yaml(name: str, data: Mapping[str, Any], indent: int = 4) -> str:
-    """`name:` and its mapping as YAML text indented by `indent` spaces (Sourced values in flow style)."""
-    text = yaml.dump({name: _flowify(dict(data))}, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
+    """`name:` and its mapping as YAML text indented by `indent` spaces (Sourced values in flow style; keys
+    whose value is None left out)."""
+    data = {k: v for k, v in data.items() if v is not None}        # an absent optional field is left out
+    text = yaml.dump({name: _flowify(data)}, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
     pad = " " * indent
     return "".join(pad + line + "\n" for line in text.splitlines())
 

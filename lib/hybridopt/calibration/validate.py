@@ -271,7 +271,8 @@ class ProfileValidation:
 
 
 def validation_result(params: Params, force: bool = False, out_dir: str | os.PathLike[str] | None = None,
-                      in_sample: bool = True, opts: ValidationOptions = ValidationOptions()) -> ProfileValidation:
+                      in_sample: bool = True, opts: ValidationOptions = ValidationOptions(),
+                      fit_opts: FitOptions = FitOptions()) -> ProfileValidation:
     """Calibrate and validate the profile's real logs (its source must be `legacy`), writing
     calibration.json and validation.json into `out_dir` (default reports/<profile>/validate-testbed/);
     what is there already is reused, unless `force`, while its input hash, params hash and options match."""
@@ -286,11 +287,13 @@ def validation_result(params: Params, force: bool = False, out_dir: str | os.Pat
         cached = json.loads(vpath.read_text())
         if (cached.get("data", {}).get("input_hash") == logs.input_hash and cached.get("params_hash") == params.hash
                 and cached.get("options") == json.loads(json.dumps(asdict(opts)))
+                and cached.get("fit_options") == json.loads(json.dumps(asdict(fit_opts)))
                 and ("in_sample" in cached) == in_sample):
             return ProfileValidation(cached, json.loads(cpath.read_text()), out, reused=True)
-    fit = calibrate(logs.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
+    fit = calibrate(logs.requests, params.load_patterns, fit_opts, testbed=params.testbed, workloads=params.workloads)
     cpath.write_text(json.dumps(fit.as_dict(), indent=1))
-    res = validate(logs.requests, params, opts, in_sample=in_sample)
+    res = validate(logs.requests, params, opts, fit_opts, in_sample=in_sample)
+    res["fit_options"] = asdict(fit_opts)
     res["data"] = {**logs.summary(), "data_dir": str(logs.data_dir)}
     res["params_hash"] = params.hash
     vpath.write_text(json.dumps(res, indent=1, default=str))

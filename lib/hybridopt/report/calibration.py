@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from hybridopt.calibration import Calibration, LinearFit
+from hybridopt.calibration import Calibration, FitOptions, LinearFit
 from hybridopt.calibration.validate import ValidationOptions, validation_result
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.data.ingest import ingest
@@ -220,12 +220,13 @@ class ReportSection:
 
 
 def report_section(params: Params, force: bool = False, out_dir: str | os.PathLike[str] | None = None,
-                   in_sample: bool = True, opts: ValidationOptions = ValidationOptions()) -> ReportSection:
+                   in_sample: bool = True, opts: ValidationOptions = ValidationOptions(),
+                   fit_opts: FitOptions = FitOptions()) -> ReportSection:
     """The platform-model section of the collection report. Real logs: the validation result
     (`calibration.validate.validation_result`: computed, or reused unless `force`, under
     reports/<profile>/validate-testbed/) as tables and a figure; simulated logs: their summary."""
     if params.source == "legacy":
-        run = validation_result(params, force=force, out_dir=out_dir, in_sample=in_sample, opts=opts)
+        run = validation_result(params, force=force, out_dir=out_dir, in_sample=in_sample, opts=opts, fit_opts=fit_opts)
         res, fit_d = run.validation, run.calibration
         rec = res.get(res.get("record", "conditioned"))
         tables = {"thresholds": thresholds_frame(res),
