@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = simulate.simulate(params, args.seed, start)
     counts = simulate.write_jsonl(res.rows, out)
+    simulate.write_capacity(res.model, params, out, start)
     elapsed = time.perf_counter() - t0
     manifest = {"source": simulate.SOURCE, "profile": params.profile, "params_hash": params.hash,
                 "seed": args.seed, "start_date": start.isoformat(), "arrivals": res.arrivals,

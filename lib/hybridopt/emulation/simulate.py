@@ -269,6 +269,17 @@ def write_jsonl(rows: pd.DataFrame, out_dir: Path) -> dict[str, int]:
     return counts
 
 
+def write_capacity(model: PlatformModel, params: Params, out_dir: Path,
+                   start_date: date = DEFAULT_START_DATE) -> Path:
+    """The ECS tasks the simulation ran (per workload service: started, ready, drained, stopped) as
+    `<out_dir>/capacity.json`, on the logs' clock (model time 0 is midnight of start_date in
+    params.timezone, as for sent_at); `hybridopt.decision.capacity` defines and reads the format."""
+    from hybridopt.decision import capacity
+
+    origin_s = datetime(start_date.year, start_date.month, start_date.day, tzinfo=params.tz).timestamp()
+    return capacity.write_capacity(capacity.from_model(model.ecs, origin_s), out_dir)
+
+
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (time_window, platform): lines, errors, cold starts, median/p95 total_ms of successes."""
     ok = rows["error"].isna()
