@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("hybridopt.commands.collect", "run the five-window schedule with real Artillery (testbed or AWS), resumable"),
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
     "simulate": ("hybridopt.commands.simulate", "simulate the profile's schedule on the platform model (virtual clock)"),
+    "decide": ("hybridopt.commands.decide", "policies judged by an explicit objective against its oracle, leave-session-out (--data: score unseen logs); decisions.json"),
     "evaluate": ("hybridopt.commands.evaluate", "score the saved best model on another folder of logs (accuracy, ceiling, decision quality)"),
     "calibrate": ("hybridopt.commands.calibrate", "fit the platform model to real logs (--write: the fitted presets into params/testbed.yaml)"),
     "validate-testbed": ("hybridopt.commands.validate_testbed", "replay real runs on the calibrated model, leave one session out: pass/fail table and figure"),

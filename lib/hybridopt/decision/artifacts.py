@@ -30,7 +30,6 @@ from hybridopt.data.preprocess import frame_hash
 from hybridopt.decision.evaluate import (
     OPEN_LOOP,
     DecisionInputError,
-    Inputs,
     Scored,
     leave_session_out,
     prepare,
@@ -188,6 +187,20 @@ def summary(sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Obje
             "policies": {k: {"score": list(scores[k]), **{c: pol.loc[k, c] for c in keep}} for k in (best, "objective")}}
 
 
+#: A session resampled from fewer blocks than this gives CIs that understate the uncertainty.
+MIN_BLOCKS: Final = 10
+
+
+def notes(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    out = []
+    few = tables["blocks"][tables["blocks"]["blocks"] < MIN_BLOCKS]
+    if len(few):
+        out.append(f"{len(few)} session(s) span fewer than {MIN_BLOCKS} bootstrap blocks of "
+                   f"{few['block_s'].iloc[0]:g} s ({', '.join(f'{r.session}: {r.blocks}' for r in few.itertuples())}): "
+                   "their confidence intervals understate the uncertainty (one block gives none).")
+    return out + [str(n) for n in tables["bill_notes"]["note"]] if "note" in tables["bill_notes"] else out
+
+
 def document(params: Params, mode: str, sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Objective],
              extra: dict[str, Any]) -> dict[str, Any]:
     inp = sc.inputs
@@ -200,7 +213,7 @@ def document(params: Params, mode: str, sc: Scored, tables: dict[str, pd.DataFra
                  "pairs_paired": int((inp.pairs["pairing"].astype(str) == "paired").sum()),
                  "pairs_matched": int((inp.pairs["pairing"].astype(str) == "matched").sum())},
         "objectives": {k: o.to_dict() for k, o in objs.items()},
-        "summary": summary(sc, tables, objs),
+        "summary": summary(sc, tables, objs), "notes": notes(tables),
         **{k: v.to_dict(orient="records") for k, v in tables.items()},
         "folds": sc.folds, "leak_guard": inp.leak_guard,
         "provenance": {**provenance.collect(params), "params_hash": params.hash}, **extra,
@@ -336,5 +349,5 @@ def frames(doc: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     return {k: pd.DataFrame(doc.get(k) or []) for k in ("policies", "frontier", "coverage", "wins", "bill_lines")}
 
 
-__all__ = ["DECISIONS_FILE", "Inputs", "decide_profile", "decide_unseen", "frames", "load_decision",
+__all__ = ["DECISIONS_FILE", "decide_profile", "decide_unseen", "frames", "load_decision",
            "load_or_decide", "save_decision"]

@@ -45,6 +45,8 @@ OPEN_LOOP: Final = ("OPEN LOOP: every policy is judged on the outcomes the log m
                     "starts, other autoscaling), which these numbers leave out; the closed-loop stage removes "
                     "that assumption.")
 QUANTILE_BIN_REL: Final = 0.005
+#: The ECS load bins of `wins`, in order (requests in flight over the service's worker capacity).
+LOAD_BINS: Final = ("below capacity", "1-2x capacity", "over 2x capacity")
 CAUSAL_PROBES: Final = 100
 KINDS: Final = {"always_lambda": "static", "always_ecs": "static", "workload_rule": "static",
                 "lookup_table": "static", "classifier@0.5": "classifier", "classifier@best": "classifier"}
@@ -140,7 +142,11 @@ def leave_session_out(params: Params, inp: Inputs, objs: Mapping[str, Objective]
         te = np.flatnonzero(inp.sessions == s)
         tr = np.flatnonzero(inp.sessions != s)
         train, test = subset_inputs(inp, tr), subset_inputs(inp, te)
-        mc = fit_marginal(train.requests, params)
+        try:
+            mc = fit_marginal(train.requests, params)
+        except ValueError as exc:
+            raise DecisionInputError(f"holding out session {s}: the other sessions cannot fit the marginal cost "
+                                     f"tables: {exc}") from None
         fitted = fit_policies(train.pairs, train.X, train.sessions, objs, mc, fam, params.labels.target, spec_cols,
                               params.decision.seed, params.training.n_jobs, params.training.cv_max_rows)
         ch, judged, preds = fitted.choices(test.X, test.workload, objs)
@@ -236,7 +242,7 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
     ones = np.ones(n)
     timeout_ms = inp.missing_completion_s * 1000.0
     slo = np.array([objs["default"].slo_ms(w) for w in out.workload], dtype=np.float64)
-    rows, bill_lines = [], []
+    rows, bill_lines, bill_notes = [], [], []
     for name, ch in sc.choices.items():
         lat, ok, cost = out.chosen(ch)
         o = objs[sc.judged[name]]
@@ -245,6 +251,7 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
         bill_total = float(bill.total_usd)
         fixed = bill_total - float(cost.sum())
         bill_lines += [{"policy": name, **line} for line in _lines(bill)]
+        bill_notes += [n for n in getattr(bill, "notes", []) if n not in bill_notes]
         row: dict[str, Any] = {"policy": name, "kind": sc.kinds[name], "judged_by": o.name, "objective_kind": o.kind,
                                "n_pairs": n, "lambda_share": float(ch.mean()), "bill_usd": bill_total}
         _with_ci(row, "bill_avg_usd_per_1k_requests", bill_total / n * 1000, b.ci(cost, ones, fixed, 1000))
@@ -270,8 +277,10 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
     policies = pd.DataFrame(rows)
     return {"policies": policies, "frontier": frontier(policies), "coverage": coverage(inp.pairs, sc.preds),
             "wins": wins(sc, objs["default"]), "bill_lines": pd.DataFrame(bill_lines),
-            "blocks": pd.DataFrame({"sessions": [len(set(b.session))], "blocks": [len(b.session)],
-                                    "block_s": [d.bootstrap_block_s], "resamples": [d.bootstrap_resamples]})}
+            "bill_notes": pd.DataFrame({"note": bill_notes}),
+            "blocks": pd.DataFrame({"session": s, "pairs": int((inp.sessions == s).sum()),
+                                    "blocks": int((b.session == s).sum()), "block_s": d.bootstrap_block_s,
+                                    "resamples": d.bootstrap_resamples} for s in sorted(set(b.session)))}
 
 
 def _lines(bill: Any) -> list[dict[str, Any]]:
@@ -300,7 +309,7 @@ def frontier(policies: pd.DataFrame) -> pd.DataFrame:
 def load_bins(in_flight: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     """The ECS service's load when the pair was decided, relative to its worker capacity."""
     r = np.where(capacity > 0, in_flight / np.maximum(capacity, 1), np.inf)
-    return np.select([r < 1, r < 2], ["below capacity", "1-2x capacity"], "over 2x capacity").astype(object)
+    return np.select([r < 1, r < 2], list(LOAD_BINS[:2]), LOAD_BINS[2]).astype(object)
 
 
 def wins(sc: Scored, objective: Objective) -> pd.DataFrame:
