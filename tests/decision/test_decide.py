@@ -14,7 +14,7 @@ from hybridopt.decision import evaluate, outcomes
 from hybridopt.decision.artifacts import decide_profile, decide_unseen, load_decision, load_or_decide
 from hybridopt.decision.bill import policy_bill
 from hybridopt.decision.capacity import capacity_for
-from hybridopt.decision.evaluate import OPEN_LOOP, blocks, frontier, quantile_cis
+from hybridopt.decision.evaluate import OPEN_LOOP, DecisionInputError, blocks, frontier, quantile_cis
 from hybridopt.decision.policies import objectives
 from hybridopt.emulation import simulate
 from hybridopt.params import load_params
@@ -153,3 +153,28 @@ def test_the_notebook_reuses_decisions_made_with_the_same_params_and_pairs(tiny)
     params, doc, _, _ = tiny
     again = load_or_decide(params, force=False, log=lambda s: None)
     assert again["created_at"] == doc["created_at"]
+
+
+def test_unseen_logs_without_requests_or_pairs_are_named(tiny, tmp_path) -> None:
+    params, _, _, root = tiny
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DecisionInputError, match="no request to score \\(0 lines read"):
+        decide_unseen(params, tmp_path / "empty", tmp_path / "out", log=lambda s: None)
+    lam = tmp_path / "lambda_only"
+    lam.mkdir()
+    src = sorted((root / "raw").glob("*.jsonl"))[0]
+    keep = [x for x in src.read_text().splitlines() if '"platform": "lambda"' in x or '"platform":"lambda"' in x]
+    assert keep
+    (lam / src.name).write_text("\n".join(keep) + "\n")
+    with pytest.raises(DecisionInputError, match="no pair of a Lambda and an ECS attempt"):
+        decide_unseen(params, lam, tmp_path / "out", log=lambda s: None)
+
+
+def test_the_summary_ranks_by_the_objective_s_own_score(tiny) -> None:
+    _, doc, _, _ = tiny
+    s = doc["summary"]
+    statics = {"always_lambda", "always_ecs", "workload_rule", "lookup_table"}
+    assert set(s["scores"]) == statics | {"objective"}
+    assert s["best_static"] == min(statics, key=lambda k: tuple(s["scores"][k]))
+    assert s["objective_scores_better_than_best_static"] == (tuple(s["scores"]["objective"])
+                                                              < tuple(s["scores"][s["best_static"]]))

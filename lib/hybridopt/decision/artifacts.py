@@ -183,7 +183,10 @@ def summary(sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Obje
             "regret_usd_per_1k_requests", "regret_usd_per_1k_requests_ci_low", "regret_usd_per_1k_requests_ci_high",
             "regret_ms_per_request", "regret_ms_per_request_ci_low", "regret_ms_per_request_ci_high", "oracle_agreement"]
     return {"objective": objs["default"].name, "objective_kind": objs["default"].kind, "best_static": best,
-            "score_rule": "policy_score: (excess over the SLO and failure allowances, mean marginal USD), lower is better",
+            "score_rule": ("policy_score: slo_cheapest (excess over the SLO and failure allowances at 0.001, mean "
+                           "marginal USD), weighted (0, mean objective USD); lower is better"),
+            "scores": {k: list(v) for k, v in scores.items()},
+            "objective_scores_better_than_best_static": bool(scores["objective"] < scores[best]),
             "policies": {k: {"score": list(scores[k]), **{c: pol.loc[k, c] for c in keep}} for k in (best, "objective")}}
 
 
@@ -309,7 +312,14 @@ def decide_unseen(params: Params, data_dir: Path, out_dir: Path | None = None, m
     model_dir = Path(model_dir) if model_dir is not None else params.path("models_dir")
     saved = load_decision(model_dir)
     result, audit = ingest_and_audit(params, Path(data_dir), write=False)
+    lines = audit.get("lines") or {}
+    if not len(result.requests):
+        raise DecisionInputError(f"{data_dir}: no request to score ({lines.get('lines_total', 0)} lines read, "
+                                 f"{lines.get('quarantined', 0)} quarantined)")
     pairs = table_from_requests(result.requests, params).pairs
+    if not len(pairs):
+        raise DecisionInputError(f"{data_dir}: {len(result.requests):,} requests but no pair of a Lambda and an ECS "
+                                 "attempt to score")
     ok, unknown = encodable(pairs, saved.spec)
     pairs = pairs[ok].reset_index(drop=True)
     if not len(pairs):
@@ -346,7 +356,8 @@ def load_or_decide(params: Params, force: bool = False, log: Log = print) -> dic
 
 def frames(doc: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """The tables of a decisions document as frames."""
-    return {k: pd.DataFrame(doc.get(k) or []) for k in ("policies", "frontier", "coverage", "wins", "bill_lines")}
+    return {k: pd.DataFrame(doc.get(k) or []) for k in ("policies", "by_workload", "frontier", "coverage", "wins",
+                                                        "bill_lines")}
 
 
 __all__ = ["DECISIONS_FILE", "decide_profile", "decide_unseen", "frames", "load_decision",

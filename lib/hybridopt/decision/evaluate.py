@@ -242,7 +242,7 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
     ones = np.ones(n)
     timeout_ms = inp.missing_completion_s * 1000.0
     slo = np.array([objs["default"].slo_ms(w) for w in out.workload], dtype=np.float64)
-    rows, bill_lines, bill_notes = [], [], []
+    rows, bill_lines, bill_notes, by_workload = [], [], [], []
     for name, ch in sc.choices.items():
         lat, ok, cost = out.chosen(ch)
         o = objs[sc.judged[name]]
@@ -274,13 +274,30 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
             _with_ci(row, "regret_objective_usd_per_1k_requests", float(d_obj.mean() * 1000), b.ci(d_obj, ones, 0, 1000))
         row["oracle_agreement"] = float((ch == sc.choices[oracle_key(sc.judged[name])]).mean())
         rows.append(row)
+        by_workload += _by_workload(name, out.workload, ch, lat, ok, cost, miss, d_usd, d_ms)
     policies = pd.DataFrame(rows)
-    return {"policies": policies, "frontier": frontier(policies), "coverage": coverage(inp.pairs, sc.preds),
+    return {"policies": policies, "by_workload": pd.DataFrame(by_workload), "frontier": frontier(policies), "coverage": coverage(inp.pairs, sc.preds),
             "wins": wins(sc, objs["default"]), "bill_lines": pd.DataFrame(bill_lines),
             "bill_notes": pd.DataFrame({"note": bill_notes}),
             "blocks": pd.DataFrame({"session": s, "pairs": int((inp.sessions == s).sum()),
                                     "blocks": int((b.session == s).sum()), "block_s": d.bootstrap_block_s,
                                     "resamples": d.bootstrap_resamples} for s in sorted(set(b.session)))}
+
+
+def _by_workload(name: str, work: np.ndarray, ch: np.ndarray, lat: np.ndarray, ok: np.ndarray, cost: np.ndarray,
+                 miss: np.ndarray, d_usd: np.ndarray, d_ms: np.ndarray) -> list[dict[str, Any]]:
+    """A policy's routing per workload (point estimates)."""
+    rows = []
+    for w in sorted(set(work)):
+        m = work == w
+        fin = m & np.isfinite(lat)
+        rows.append({"policy": name, "workload_type": w, "n_pairs": int(m.sum()), "lambda_share": float(ch[m].mean()),
+                     "marginal_avg_usd_per_1k_requests": float(cost[m].mean() * 1000),
+                     "latency_p95_ms": float(np.percentile(lat[fin], 95)) if fin.any() else np.nan,
+                     "failure_rate": float((~ok[m]).mean()), "slo_miss_share": float(miss[m].mean()),
+                     "regret_usd_per_1k_requests": float(d_usd[m].mean() * 1000),
+                     "regret_ms_per_request": float(d_ms[m].mean())})
+    return rows
 
 
 def _lines(bill: Any) -> list[dict[str, Any]]:

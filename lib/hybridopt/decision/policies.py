@@ -35,6 +35,9 @@ STATIC: Final = ("always_lambda", "always_ecs", "workload_rule", "lookup_table")
 CLASSIFIER: Final = ("classifier@0.5", "classifier@best")
 THRESHOLDS: Final = tuple(round(float(t), 2) for t in np.linspace(0.05, 0.95, 19))
 P95_SHARE: Final = 0.05       # p95 <= SLO  <=>  at most 5 % of the successful attempts are slower
+#: slo_cheapest scores compare the excess at this resolution (a tenth of a percent of the pairs, a
+#: tenth of the finest allowance): smaller differences are ties, decided by the cost.
+EXCESS_RESOLUTION: Final = 0.001
 
 
 class PolicyError(ValueError):
@@ -157,8 +160,8 @@ def policy_score(objective: Objective, out: PairOutcomes, to_lambda: np.ndarray)
     """How well routing these pairs by `to_lambda` meets the objective (lower is better, compared as
     a tuple). weighted: (0, mean measured objective dollars). slo_cheapest: (excess, mean marginal
     cost), excess = sum over workloads of their pair share x (share of successful attempts slower
-    than the SLO beyond 5 % + failure rate beyond max_failure): zero when every workload's p95
-    meets its SLO and its failures stay within the allowance, then the cheapest."""
+    than the SLO beyond 5 % + failure rate beyond max_failure), at EXCESS_RESOLUTION: zero when
+    every workload's p95 meets its SLO and its failures stay within the allowance, then the cheapest."""
     lat, ok, cost = out.chosen(to_lambda)
     if len(lat) == 0:
         return (0.0, 0.0)
@@ -172,7 +175,7 @@ def policy_score(objective: Objective, out: PairOutcomes, to_lambda: np.ndarray)
         with np.errstate(invalid="ignore"):
             slow = float((lat[m][okm] > objective.slo_ms(w)).mean()) if okm.any() else 0.0
         excess += m.mean() * (max(0.0, slow - P95_SHARE) + max(0.0, fail - objective.max_failure))
-    return (round(excess, 12), float(cost.mean()))
+    return (round(excess / EXCESS_RESOLUTION) * EXCESS_RESOLUTION, float(cost.mean()))
 
 
 # ------------------------------------------------------------------------------------ static rules

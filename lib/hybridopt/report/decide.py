@@ -61,7 +61,9 @@ def summary_markdown(doc: Mapping[str, Any]) -> str:
             f"policy's regret is {reg(obj)} (SLO misses {obj['slo_miss_share']:.3f}, bill "
             f"${obj['bill_avg_usd_per_1k_requests']:.5f} per 1,000); the best static policy by the same objective, "
             f"`{best}`, has {reg(b)} (SLO misses {b['slo_miss_share']:.3f}, bill ${b['bill_avg_usd_per_1k_requests']:.5f} "
-            f"per 1,000). Negative dollars: cheaper than the oracle, which pays for meeting the SLO.")
+            f"per 1,000). By the objective's aggregate score ({s['score_rule']}) the objective policy scores "
+            f"{'better' if s['objective_scores_better_than_best_static'] else 'no better'} than `{best}`. "
+            "Negative dollars: cheaper than the oracle, which pays for meeting the SLO.")
 
 
 def policy_table(doc: Mapping[str, Any]) -> pd.DataFrame:
@@ -79,6 +81,17 @@ def policy_table(doc: Mapping[str, Any]) -> pd.DataFrame:
         "agrees with oracle": p["oracle_agreement"].round(3)})
     out.index = p["policy"]
     return out
+
+
+def by_workload_table(doc: Mapping[str, Any], policies: tuple[str, ...] = (
+        "always_lambda", "always_ecs", "workload_rule", "lookup_table", "classifier@best", "objective", "oracle")
+        ) -> pd.DataFrame:
+    """Some policies' routing per workload: Lambda share, marginal cost, p95, SLO misses, regret."""
+    b = _frame(doc, "by_workload")
+    if b.empty:
+        return b
+    b = b[b["policy"].isin(policies)].set_index(["workload_type", "policy"]).sort_index()
+    return b.drop(columns=["n_pairs"])
 
 
 def wins_table(doc: Mapping[str, Any]) -> pd.DataFrame:
