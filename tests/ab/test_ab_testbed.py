@@ -101,9 +101,8 @@ def test_simulated_ab_routes_arms_and_costs_requests(params, model) -> None:
 
 
 def test_ab_cli_refuses_aws_without_opt_in(capsys) -> None:
-    import argparse
+    from hybridopt.cli import main
 
-    from hybridopt.commands import ab as cmd
-
-    assert cmd.run(argparse.Namespace(profile="aws", simulate=False, requests=None, aws_opt_in=False)) == 2
-    assert "--aws-opt-in" in capsys.readouterr().out
+    assert main(["ab", "--profile", "aws"]) == 2
+    err = capsys.readouterr().err
+    assert "--aws-opt-in" in err and err.count("\n") == 1

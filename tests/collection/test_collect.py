@@ -114,7 +114,7 @@ def test_cli_refusals_exit_non_zero_without_traffic() -> None:
     assert out.returncode == 3 and "--aws-opt-in" in out.stdout, out.stdout + out.stderr
     out = subprocess.run([sys.executable, "-m", "hybridopt", "collect", "--profile", "quick", "--window", "noon"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=PROFILE_ROOT)
-    assert out.returncode == 2 and "unknown time window" in out.stdout
+    assert out.returncode == 2 and "unknown time window" in out.stderr, out.stdout + out.stderr
 
 
 def test_artillery_yaml_configs_mirror_params() -> None:

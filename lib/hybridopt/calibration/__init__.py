@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from hybridopt.errors import InputError
 from hybridopt.params import LoadPattern
 
 KB_PER_MB: Final = 1024.0
@@ -507,7 +508,7 @@ def calibrate(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], opts: 
     ok = successful(ctx)
     ok = ok[ok["offered_rate_rps"].notna()]
     if ok.empty:
-        raise ValueError("no successful rows with execution_time_ms, total_ms and a known load pattern to fit")
+        raise InputError("no successful rows with execution_time_ms, total_ms and a known load pattern to fit")
     good = clean(ok, opts)
     ref = reference_rows(good, opts)
     r0 = float(ok["offered_rate_rps"].min())
@@ -691,7 +692,7 @@ def fit_client(rows: pd.DataFrame, testbed: Any, reference_rate_rps: float, opts
             .reset_index())
     bins = bins[bins["n"] >= opts.min_rows].reset_index(drop=True)
     if bins.empty or set(bins["platform"].astype(str)) != set(PLATFORMS):
-        raise ValueError("client fit needs lightweight_api rows on both platforms "
+        raise InputError("client fit needs lightweight_api rows on both platforms "
                          f"(at least {opts.min_rows} per session and rate bin)")
     sess = sorted(bins["session"].astype(str).unique())
     sess_of = bins["session"].astype(str).to_numpy()

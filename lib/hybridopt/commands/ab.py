@@ -4,9 +4,11 @@ or against the student's AWS endpoints with --aws-opt-in), or --simulate it at t
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hybridopt.ab import online as abtest
 from hybridopt.ab import stats as ab
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -29,13 +31,12 @@ def run(args: argparse.Namespace) -> int:
         upstreams = None
         if params.source == "aws":
             if not args.aws_opt_in:
-                print("refused: the aws profile sends real traffic; pass --aws-opt-in to run it")
-                return 2
+                raise InputError(f"profile {params.profile} sends real traffic to AWS: pass --aws-opt-in to run it")
             upstreams = (params.collection.lambda_base_url, params.collection.ecs_base_url)
         zp = abtest.ensure_package(params)
         run_ = abtest.run_testbed_ab(params, zp, n_requests=args.requests, upstreams=upstreams)
         if run_.artillery_rc != 0 or run_.requests.empty:
-            print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}")
+            print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}", file=sys.stderr)
             return 1
         frame = run_.requests
         where = f"{'aws' if upstreams else 'testbed'}: {run_.lines} lines in {run_.seconds:.0f} s ({run_.out_dir})"

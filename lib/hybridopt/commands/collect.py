@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -28,8 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.window:
         unknown = sorted(set(args.window) - set(params.time_windows))
         if unknown:
-            print(f"error: unknown time window(s) {unknown}; known: {loadgen.schedule(params)}")
-            return 2
+            raise InputError(f"--window: unknown time window(s) {unknown}: choose from {loadgen.schedule(params)}")
     try:
         manifests = collect.collect(params, force=args.force, allow_outside_window=args.allow_outside_window,
                                     aws_opt_in=args.aws_opt_in, windows=args.window)

@@ -13,7 +13,8 @@ from pathlib import Path
 from hybridopt.calibration import validate as val
 from hybridopt.commands._common import table
 from hybridopt.commands.calibrate import DEFAULT_PROFILE, provenance
-from hybridopt.data.ingest import ingest
+from hybridopt.data.ingest import ingest, require_usable
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -31,8 +32,13 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     t0 = time.perf_counter()
     result = ingest(params, args.data)
+    require_usable(result)
     opts = val.ValidationOptions(seed=args.seed)
-    res = val.validate(result.requests, params, opts, in_sample=not args.no_in_sample)
+    try:
+        res = val.validate(result.requests, params, opts, in_sample=not args.no_in_sample)
+    except InputError as exc:
+        raise InputError(f"data folder {result.data_dir} cannot be validated on: {exc}: point --data at real "
+                         "request logs with platform metrics") from None
     res["data"] = {"provenance": provenance(result), **result.summary()}
     res["data"]["data_dir"] = str(res["data"]["data_dir"])
     out = args.out or params.path("reports_dir") / "validate-testbed"

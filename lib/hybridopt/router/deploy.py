@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridopt.errors import InputError
 from hybridopt.router.package import HANDLER
 
 if TYPE_CHECKING:
@@ -54,7 +58,7 @@ LAMBDA_ACTIONS = {
 IMPLIED_ACTIONS = {"lambda:TagResource"}
 
 
-class DeployError(ValueError):
+class DeployError(InputError):
     """A deployment setting is invalid or a step failed."""
 
 
@@ -130,6 +134,22 @@ def _exists(call: Any, **kw: Any) -> dict[str, Any] | None:
         raise
 
 
+def check_package(zip_path: Path, data: bytes) -> None:
+    """The bytes are a sound zip that holds the handler module Lambda will import, else DeployError."""
+    rebuild = "rebuild it with `python -m hybridopt package --profile <profile>`"
+    module = HANDLER.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            corrupt = zf.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, zlib.error) as exc:
+        raise DeployError(f"{zip_path}: not a zip archive ({len(data):,} bytes; {exc}): {rebuild}") from None
+    if corrupt is not None:
+        raise DeployError(f"{zip_path}: {corrupt} is corrupt inside the zip: {rebuild}")
+    if module not in names:
+        raise DeployError(f"{zip_path}: no {module} inside (not a router package): {rebuild}")
+
+
 def make_plan(cfg: "Deploy", zip_path: str | Path, client: Any | None = None,
               weight: float | None = None) -> Plan:
     """Validate and describe the deployment. With a client, read the current state (read-only)."""
@@ -138,6 +158,7 @@ def make_plan(cfg: "Deploy", zip_path: str | Path, client: Any | None = None,
     if not zp.is_file():
         raise DeployError(f"{zp}: no package: run `python -m hybridopt package --profile <profile>` first")
     data = zp.read_bytes()
+    check_package(zp, data)
     fn_exists = alias_exists = None
     current = None
     if client is not None:

@@ -54,6 +54,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from hybridopt import model_dir as layout
+from hybridopt.errors import InputError
 from hybridopt.data.contract import ARMS, PLATFORMS
 from hybridopt.data.features import FeatureSpec
 from hybridopt.router.trees import (
@@ -81,7 +82,7 @@ class BadRequest(ValueError):
         self.message = message
 
 
-class PackageError(RuntimeError):
+class PackageError(InputError):
     """The model directory is incomplete or inconsistent (a server-side error)."""
 
 
@@ -185,14 +186,22 @@ class Router:
     def from_dir(cls, model_dir: str | os.PathLike[str], config: RouterConfig | None = None) -> "Router":
         """Load a model directory. `config` None: read its router_config.json (the package's)."""
         d = Path(model_dir)
+        if not d.is_dir():
+            raise PackageError(f"{d}: no such model folder: train a model first (notebook 04_train)")
         names = MODEL_FILES + (() if config is not None else (ROUTER_CONFIG,))
+        docs = {}
+        for name in names:
+            try:
+                docs[name] = json.loads((d / name).read_bytes())
+            except FileNotFoundError:
+                raise PackageError(f"{d}: model file missing: {name}: train a model first (notebook 04_train)") from None
+            except ValueError as exc:
+                raise PackageError(f"{d / name}: not valid JSON ({exc}): retrain the model (notebook 04_train)") from None
         try:
-            docs = {name: json.loads((d / name).read_text()) for name in names}
-        except FileNotFoundError as exc:
-            raise PackageError(f"{d}: model file missing: {Path(exc.filename).name}") from None
-        except ValueError as exc:
-            raise PackageError(f"{d}: a model file is not valid JSON: {exc}") from None
-        spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+            spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PackageError(f"{d / layout.FEATURE_SPEC}: not a feature spec ({exc!r}): retrain the model "
+                               "(notebook 04_train)") from None
         if docs[layout.FEATURE_COLUMNS] != spec.columns:
             raise PackageError(f"{d}: feature_columns.json {docs['feature_columns.json']} differs from "
                                f"feature_spec.json columns {spec.columns}")
@@ -204,6 +213,9 @@ class Router:
             text = model_path.read_text()
         except FileNotFoundError:
             raise PackageError(f"{model_path}: the serving model file is missing") from None
+        except ValueError:
+            raise PackageError(f"{model_path}: the serving model file is not text: retrain the model "
+                               "(notebook 04_train)") from None
         try:
             model = load_model(str(serving["format"]), text, str(model_path))
         except ModelFormatError as exc:
@@ -216,6 +228,8 @@ class Router:
                       f"{serving['format']}-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
         try:
             cfg = config or RouterConfig.from_dict(docs[ROUTER_CONFIG])
+        except PackageError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"{d}/{ROUTER_CONFIG}: {exc!r}") from None
         return cls(spec, model, docs[layout.STATIC_RULE], meta, cfg, version)
