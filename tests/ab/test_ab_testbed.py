@@ -72,7 +72,10 @@ def test_artillery_ab_on_the_testbed_logs_arm_and_platform(params, model) -> Non
     d, zp, tmp = model
     run = abtest.run_testbed_ab(params, zp, tmp / "run", n_requests=40, rate_rps=10)
     assert run.artillery_rc == 0 and run.lines == 40, (run.out_dir / "artillery.log").read_text()[-2000:]
-    lines = abtest.read_lines(run.out_dir / "lines")
+    read = abtest.read_ab_lines(params, run.out_dir / "lines")
+    assert read.ledger.accounted and read.ledger.lines_total == run.ledger.lines_total == 40
+    assert read.ledger.quarantined == 0, dict(read.ledger.quarantine_reasons)
+    lines = read.requests.astype({c: object for c in ("arm", "platform", "workload_type", "source")})
     assert set(lines["arm"]) == {"control", "treatment"}
     assert set(lines["platform"].dropna()) <= {"lambda", "ecs"}
     assert lines["router_probability"].between(0, 1).all() and lines["source"].eq("testbed").all()

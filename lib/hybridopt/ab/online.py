@@ -33,6 +33,8 @@ from hybridopt import model_dir as layout
 from hybridopt import paths
 from hybridopt.ab.proxy import proxy_for
 from hybridopt.data.features import FeatureSpec
+from hybridopt.data.ingest import IngestResult, ingest, write_quarantine
+from hybridopt.data.reader import Ledger
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, package_path, router_config
@@ -47,7 +49,9 @@ def ab_dir(params: Params) -> Path:
 
 # --------------------------------------------------------------------------------- analysis frames
 def requests_frame(lines: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Contract lines of routed requests -> the A/B analysis frame (cost from cost.py)."""
+    """Routed requests -> the A/B analysis frame (cost from cost.py). `lines`: the requests frame of
+    `read_ab_lines` (typed by the reader) or the simulator's contract rows; text columns come out
+    as plain objects either way."""
     from hybridopt.data.cost import add_costs
 
     if lines.empty:
@@ -56,24 +60,24 @@ def requests_frame(lines: pd.DataFrame, params: Params) -> pd.DataFrame:
     df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True, format="ISO8601")
     for col in ("memory_limit_mb", "billed_duration_ms", "execution_time_ms", "init_duration_ms", "total_ms",
                 "actual_payload_size_kb", "target_payload_size_kb"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df = add_costs(df, params)
-    status = pd.to_numeric(df["http_status"], errors="coerce")
+    status = pd.to_numeric(df["http_status"], errors="coerce").astype("float64")
+    text = {c: df[c].astype(object) for c in ("arm", "platform", "workload_type", "time_window", "load_pattern",
+                                              "source")}
     return pd.DataFrame({
-        "arm": df["arm"], "platform": df["platform"], "latency_ms": df["total_ms"],
-        "cost_usd": df["cost_usd"], "ok": df["error"].isna() & status.between(200, 299),
-        "router_probability": pd.to_numeric(df.get("router_probability"), errors="coerce"),
-        "workload_type": df["workload_type"], "payload_size_kb": df["target_payload_size_kb"],
-        "time_window": df["time_window"], "load_pattern": df["load_pattern"], "sent_at": df["sent_at"],
-        "source": df["source"]})
+        "arm": text["arm"], "platform": text["platform"], "latency_ms": df["total_ms"],
+        "cost_usd": df["cost_usd"], "ok": (df["error"].isna() & status.between(200, 299)).to_numpy(bool),
+        "router_probability": pd.to_numeric(df.get("router_probability"), errors="coerce").astype("float64"),
+        "workload_type": text["workload_type"], "payload_size_kb": df["target_payload_size_kb"],
+        "time_window": text["time_window"], "load_pattern": text["load_pattern"], "sent_at": df["sent_at"],
+        "source": text["source"]})
 
 
-def read_lines(folder: Path) -> pd.DataFrame:
-    rows = []
-    for f in sorted(Path(folder).glob("*.jsonl")):
-        with f.open() as fh:
-            rows += [json.loads(line) for line in fh if line.strip()]
-    return pd.DataFrame(rows)
+def read_ab_lines(params: Params, folder: Path) -> IngestResult:
+    """The contract lines an A/B run wrote, through the validating reader (`data.ingest`): every line
+    kept, repaired or quarantined with its reason, and counted in the result's ledger."""
+    return ingest(params, Path(folder))
 
 
 # ------------------------------------------------------------------------------------- testbed run
@@ -81,11 +85,12 @@ def read_lines(folder: Path) -> pd.DataFrame:
 class TestbedAB:
     __test__ = False
     out_dir: Path
-    lines: int
-    requests: pd.DataFrame
+    lines: int                   # lines written (kept + repaired + quarantined)
+    requests: pd.DataFrame       # the analysis frame of the kept and repaired lines
     proxy_counts: dict[str, int]
     artillery_rc: int
     seconds: float
+    ledger: Ledger               # where every line went; quarantined lines in out_dir/quarantine.jsonl
 
 
 def ensure_package(params: Params, model_dir: Path | None = None) -> Path:
@@ -137,7 +142,7 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     out = Path(out_dir) if out_dir else ab_dir(params) / "testbed"
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    (out / "lines").mkdir(parents=True)
     adir = paths.ARTILLERY_DIR
     art = adir / "node_modules" / "artillery" / "bin" / "run"
     if not art.is_file():
@@ -173,11 +178,13 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
                 proc = subprocess.run(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       timeout=timeout_s)
             counts = dict(px.counts)
-    lines = read_lines(out / "lines")
-    reqs = requests_frame(lines, params) if len(lines) else pd.DataFrame()
+    read = read_ab_lines(params, out / "lines")
+    write_quarantine(read, out / "quarantine.jsonl")
+    reqs = requests_frame(read.requests, params) if len(read.requests) else pd.DataFrame()
     if len(reqs):
         reqs.to_parquet(out / "requests.parquet", index=False)
-    return TestbedAB(out, len(lines), reqs, counts, proc.returncode, time.perf_counter() - t0)
+    return TestbedAB(out, read.ledger.lines_total, reqs, counts, proc.returncode, time.perf_counter() - t0,
+                     read.ledger)
 
 
 # ----------------------------------------------------------------------------------- simulated run

@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}", file=sys.stderr)
             return 1
         frame = run_.requests
-        where = f"{'aws' if upstreams else 'testbed'}: {run_.lines} lines in {run_.seconds:.0f} s ({run_.out_dir})"
+        led = run_.ledger
+        where = (f"{'aws' if upstreams else 'testbed'}: {run_.lines} lines ({led.kept + led.repaired} used, "
+                 f"{led.quarantined} quarantined) in {run_.seconds:.0f} s ({run_.out_dir})")
     res = ab.compare_arms(frame, a.bootstrap_resamples, a.confidence, a.alpha, a.seed)
     plan = ab.plan_power(res, a.plan_requests, a.treatment_share, a.alpha, a.power)
     print(f"A/B {params.profile} ({where})")

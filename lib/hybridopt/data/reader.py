@@ -179,7 +179,8 @@ _CHECK: dict[str, Callable[[str, Any, list[str]], Any]] = {
 }
 _KNOWN = frozenset(contract.COLUMNS)
 _TEMPLATE: dict[str, Any] = dict.fromkeys(contract.COLUMNS)
-_REQUIRED = contract.REQUIRED
+#: platform is checked apart: an A/B attempt whose router never answered has none (see validate)
+_REQUIRED = tuple(n for n in contract.REQUIRED if n != "platform")
 # name -> (expected python type, minimum or None, checker for anything else)
 _FAST: dict[str, tuple[type, float | None, Callable[[str, Any, list[str]], Any]]] = {
     f.name: ({"str": str, "float": float, "int": int, "bool": bool, "datetime": type(None)}[f.kind],
@@ -217,7 +218,10 @@ def validate(obj: dict[str, Any], vocab: Vocab) -> tuple[dict[str, Any], list[st
     if out["source"] not in contract.SOURCES:
         raise Reject(f"unknown_source:{out['source']}")
     platform = out["platform"]
-    if platform not in contract.PLATFORMS and not (
+    if platform is None:
+        if out["arm"] is None:
+            raise Reject("missing:platform")
+    elif platform not in contract.PLATFORMS and not (
             platform == contract.LEGACY_UNKNOWN_PLATFORM and out["source"] == "legacy"):
         raise Reject(f"unknown_platform:{platform}")
     if out["workload_type"] not in vocab.workloads:
@@ -239,6 +243,8 @@ def validate(obj: dict[str, Any], vocab: Vocab) -> tuple[dict[str, Any], list[st
         raise Reject("no_status_and_no_error")
     if out["error"] is None and out["total_ms"] is None:
         raise Reject("success_without_total_ms")
+    if platform is None and out["error"] is None:  # the router answered: it named the platform
+        raise Reject("missing:platform")
     out["sent_at_epoch_s"] = out.pop("sent_at")
     return out, repairs
 

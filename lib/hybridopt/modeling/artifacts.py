@@ -26,6 +26,7 @@ from hybridopt.errors import InputError
 from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
 from hybridopt.modeling.train import TrainingRun
 from hybridopt.params import Params
+from hybridopt.router.trees import load_model
 
 if TYPE_CHECKING:
     import lightgbm
@@ -182,6 +183,12 @@ def load_serving(model_dir: Path) -> ServingModel:
     if columns != spec.columns:
         raise ArtifactError(f"{d}: feature_columns.json and feature_spec.json disagree on the columns")
     fmt = serving["format"]
+    if fmt not in layout.SERVING_FILES:
+        raise ArtifactError(f"{meta_path}: serving.format {fmt!r} is not one of {', '.join(layout.SERVING_FILES)}")
+    try:  # the router's own reading of the file first: a clear reason, and no native library's log line
+        load_model(fmt, file.read_text(), str(file))
+    except ValueError as exc:  # ModelFormatError, UnicodeDecodeError
+        raise ArtifactError(f"{file}: not a {fmt} model ({' '.join(str(exc).split())[:200]}): {retrain}") from None
     broken = f"{file}: not a {fmt} model file: {retrain}"
     booster: lightgbm.Booster | xgboost.Booster
     if fmt == "lightgbm_text":
@@ -191,7 +198,7 @@ def load_serving(model_dir: Path) -> ServingModel:
         except lgb.basic.LightGBMError:
             raise ArtifactError(broken) from None
         names = booster.feature_name()
-    elif fmt == "xgboost_json":
+    else:
         import xgboost as xgb
         booster = xgb.Booster()
         try:
@@ -199,8 +206,6 @@ def load_serving(model_dir: Path) -> ServingModel:
         except xgb.core.XGBoostError:
             raise ArtifactError(broken) from None
         names = booster.feature_names
-    else:
-        raise ArtifactError(f"{meta_path}: serving.format {fmt!r} is not lightgbm_text or xgboost_json")
     if names is not None and list(names) != columns:
         raise ArtifactError(f"{file}: model features {list(names)} differ from feature_columns.json {columns}")
     rule = _json(d / layout.STATIC_RULE)

@@ -160,7 +160,10 @@ def build_package(model_dir: str | Path, zip_path: str | Path, config: RouterCon
     with tempfile.TemporaryDirectory(prefix="hybridopt-router-") as tmp:
         staged = Path(tmp) / "pkg"
         stage(Path(model_dir), config, staged)
-        router = Router.from_dir(staged / "model")
+        try:
+            router = Router.from_dir(staged / "model")
+        except PackageError as exc:  # name the user's folder, not the staging copy
+            raise PackageError(str(exc).replace(str(staged / "model"), str(model_dir))) from None
         when = datetime(2025, 11, 20, 3, 0, tzinfo=timezone.utc)
         for w in router.spec.workload_codes:
             resp = router.handle({"workload_type": w, "payload_size_kb": 1.0, "timestamp": when.isoformat()})
