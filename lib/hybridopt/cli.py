@@ -35,11 +35,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXIT_INPUT = 2
 
 
+#: What to do about a file-system error on a path the command was given or writes to.
+_OS_ADVICE: dict[type[OSError], str] = {
+    FileNotFoundError: "no such file or folder: check the path",
+    FileExistsError: "a file is in the way where a folder is needed: choose another path",
+    NotADirectoryError: "a file is in the way where a folder is needed: choose another path",
+    IsADirectoryError: "a folder is in the way where a file is needed: choose another path",
+    PermissionError: "permission denied: fix the permissions or choose another path",
+}
+
+
 def error_line(exc: BaseException) -> str:
     """The one line a wrong input prints: `error: <message>` (line breaks folded)."""
     if isinstance(exc, OSError) and exc.filename is not None:
         target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
-        text = f"{target}: {exc.strerror or type(exc).__name__}: check the path and its permissions"
+        advice = _OS_ADVICE.get(type(exc), f"{exc.strerror or type(exc).__name__}: check the path and its permissions")
+        text = f"{target}: {advice}"
     else:
         text = str(exc) or type(exc).__name__
     return "error: " + " ".join(text.split())

@@ -58,3 +58,24 @@ def test_ab_frame_keeps_the_failure_the_router_never_answered(params, folder) ->
     assert frame["arm"].map(type).eq(str).all()                        # plain text, as in the simulated frame
     res = ab.compare_arms(frame.reset_index(drop=True), n_resamples=50)
     assert res.n == {"control": 2, "treatment": 2}
+
+
+def test_ensure_package_builds_for_this_model_folder_only(params, tmp_path) -> None:
+    import shutil
+
+    from hybridopt.data.features import FeatureSpec
+    from hybridopt.params import load_params
+    from hybridopt.router.handler import PackageError
+    from hybridopt.testing import write_synthetic_model_dir
+
+    p = load_params(params.profile, overrides={"router": {"package_dir": str(tmp_path / "dist")}})
+    spec = FeatureSpec.from_params(p)
+    a = write_synthetic_model_dir(spec, tmp_path / "a", "lightgbm", n_rows=300, n_trees=5, seed=1)
+    b = write_synthetic_model_dir(spec, tmp_path / "b", "lightgbm", n_rows=300, n_trees=5, seed=2)
+    zp = abtest.ensure_package(p, a)
+    built, mtime_ns = zp.read_bytes(), zp.stat().st_mtime_ns
+    assert abtest.ensure_package(p, a) == zp and zp.stat().st_mtime_ns == mtime_ns   # the same model: reused
+    assert abtest.ensure_package(p, b).read_bytes() != built              # another model: rebuilt
+    shutil.rmtree(a)
+    with pytest.raises(PackageError, match="no such model folder"):       # never the older zip
+        abtest.ensure_package(p, a)

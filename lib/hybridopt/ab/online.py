@@ -35,6 +35,7 @@ from hybridopt.ab.proxy import proxy_for
 from hybridopt.data.features import FeatureSpec
 from hybridopt.data.ingest import IngestResult, ingest, write_quarantine
 from hybridopt.data.reader import Ledger
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, package_path, router_config
@@ -93,12 +94,32 @@ class TestbedAB:
     ledger: Ledger               # where every line went; quarantined lines in out_dir/quarantine.jsonl
 
 
+def _packaged_from(zip_path: Path, model_dir: Path) -> bool:
+    """True if the zip holds exactly this model folder's files and this checkout's router code (the
+    sha256 of each in the zip's MANIFEST)."""
+    import hashlib
+
+    import hybridopt
+
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            manifest = json.loads(zf.read("model/MANIFEST.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    roots = {"model": model_dir, "hybridopt": Path(hybridopt.__file__).parent}
+    sources = {roots[k.split("/", 1)[0]] / k.split("/", 1)[1]: v for k, v in manifest.items()
+               if k.split("/", 1)[0] in roots and k != f"model/{layout.ROUTER_CONFIG}"}
+    try:
+        return bool(sources) and all(hashlib.sha256(f.read_bytes()).hexdigest() == h for f, h in sources.items())
+    except OSError:
+        return False
+
+
 def ensure_package(params: Params, model_dir: Path | None = None) -> Path:
-    """The profile's package zip (built now if missing or older than the model)."""
+    """The profile's package zip, built now unless it already holds this model folder's files."""
     zp = package_path(params)
     md = Path(model_dir) if model_dir else params.path("models_dir")
-    meta = layout.metadata_path(md)
-    if not zp.is_file() or (meta.is_file() and meta.stat().st_mtime > zp.stat().st_mtime):
+    if not _packaged_from(zp, md):
         build_package(md, zp, router_config(params), params.router.max_package_mb, params.router.target_package_mb)
     return zp
 
@@ -146,13 +167,17 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     adir = paths.ARTILLERY_DIR
     art = adir / "node_modules" / "artillery" / "bin" / "run"
     if not art.is_file():
-        raise FileNotFoundError(f"{art} is missing: install Artillery (make install-artillery)")
+        raise InputError(f"{art} is missing: install Artillery (make install-artillery)")
     # the collection's client timeout (same client as the training data), else Artillery's 60 s
     collection = getattr(params, "collection", None)
     client_timeout_s = float(getattr(collection, "http_timeout_s", None) or 60.0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hybridopt-ab-") as tmp:
-        zipfile.ZipFile(zip_path).extractall(tmp)
+        try:
+            zipfile.ZipFile(zip_path).extractall(tmp)
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{zip_path}: not a zip archive ({exc}): rebuild it with `python -m hybridopt package "
+                             f"--profile {params.profile}`") from None
         router = Router.from_dir(Path(tmp) / "model")
         cfg = ab_run_config(params, out / "lines", f"{params.profile}-ab-{'testbed' if upstreams is None else 'aws'}")
         if upstreams is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hybridopt.ab import online as abtest
 from hybridopt.ab import stats as ab
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", required=True, help="params profile (params/<profile>.yaml)")
     parser.add_argument("--simulate", action="store_true", help="virtual-time A/B (ab.simulate_requests)")
     parser.add_argument("--requests", type=int, default=None, help="override the number of requests")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="route with this model folder instead of the profile's models/<profile>")
     parser.add_argument("--aws-opt-in", action="store_true",
                         help="aws profile: send real traffic through the router to collection.lambda_base_url "
                              "and collection.ecs_base_url (costs money)")
@@ -24,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     a = params.ab
+    model_dir = args.model_dir or params.path("models_dir")
     if args.simulate:
-        frame, facts = abtest.simulated_ab(params, params.path("models_dir"), args.requests)
+        frame, facts = abtest.simulated_ab(params, model_dir, args.requests)
         where = f"simulator: {facts['requests']:,} requests over {facts['virtual_days']:.1f} virtual days"
     else:
         upstreams = None
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.aws_opt_in:
                 raise InputError(f"profile {params.profile} sends real traffic to AWS: pass --aws-opt-in to run it")
             upstreams = (params.collection.lambda_base_url, params.collection.ecs_base_url)
-        zp = abtest.ensure_package(params)
+        zp = abtest.ensure_package(params, model_dir)
         run_ = abtest.run_testbed_ab(params, zp, n_requests=args.requests, upstreams=upstreams)
         if run_.artillery_rc != 0 or run_.requests.empty:
             print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}", file=sys.stderr)

@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifests = collect.collect(params, force=args.force, allow_outside_window=args.allow_outside_window,
                                     aws_opt_in=args.aws_opt_in, windows=args.window)
+    except FileNotFoundError as exc:  # Node.js or the pinned Artillery is not installed: the message says how
+        if exc.filename is not None:
+            raise
+        raise InputError(str(exc)) from None
     except collect.CollectionRefused as exc:
         print(f"collect refused: {exc}")
         return 3
