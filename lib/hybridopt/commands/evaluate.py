@@ -24,16 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hybridopt.modeling.artifacts import jsonable, load_serving
+
+    params = load_params(args.profile)
+    t0 = time.perf_counter()
+    model_dir = args.model or params.path("models_dir")
+    model = load_serving(model_dir)  # first: a wrong model folder is told before the scoring libraries load
     from hybridopt.modeling.evaluate import (
         pairs_from_logs,
         score_pairs,
         training_overlap,
     )
 
-    params = load_params(args.profile)
-    t0 = time.perf_counter()
-    model_dir = args.model or params.path("models_dir")
-    model = load_serving(model_dir)
     pairs, info = pairs_from_logs(params, args.data)
     label = model.meta["serving"].get("label")
     if label not in pairs.columns:

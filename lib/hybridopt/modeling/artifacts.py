@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -23,14 +22,14 @@ from hybridopt import model_dir as layout
 from hybridopt import provenance
 from hybridopt.data.features import FeatureSpec
 from hybridopt.errors import InputError
-from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
-from hybridopt.modeling.train import TrainingRun
 from hybridopt.params import Params
 from hybridopt.router.trees import load_model
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # training's modules load the model libraries: imported where used (a fast load_serving)
     import lightgbm
     import xgboost
+
+    from hybridopt.modeling.train import TrainingRun
 
 
 class ArtifactError(InputError):
@@ -58,6 +57,8 @@ def jsonable(obj: Any) -> Any:
 
 
 def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
+    from hybridopt.modeling.models import SERVING_FORMAT
+
     tp = params.training
     fmt, file = SERVING_FORMAT[run.best]
     return {
@@ -91,6 +92,10 @@ def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
 def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None,
                    table: pd.DataFrame | None = None) -> Path:
     """Write the model folder; returns it. `table` (the training table) adds splits.parquet."""
+    import joblib
+
+    from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
+
     out = Path(out_dir) if out_dir is not None else params.path("models_dir")
     out.mkdir(parents=True, exist_ok=True)
     for stale in layout.SERVING_FILES.values():
