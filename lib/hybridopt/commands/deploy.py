@@ -7,10 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybridopt.params import load_params
 from hybridopt.router.deploy import apply, make_plan
 from hybridopt.router.package import package_path
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --dry-run: read the function's and alias's current state (read-only calls)")
 
 
-def _client(region: str):
+def _client(region: str) -> BaseClient:
     import boto3
 
     return boto3.client("lambda", region_name=region)

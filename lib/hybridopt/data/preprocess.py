@@ -44,7 +44,7 @@ def frame_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str))
 
 

@@ -36,7 +36,7 @@ class ArtifactError(InputError):
     """A model folder is missing a file or holds one that does not fit the others."""
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: object) -> Any:
     """Plain JSON types; NaN and infinities become null."""
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}

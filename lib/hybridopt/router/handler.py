@@ -307,7 +307,7 @@ class Router:
     def route(self, fields: Mapping[str, Any], now: datetime | None = None) -> Decision:
         return self.decide(self.parse(fields, now))
 
-    def handle(self, event: Any, now: datetime | None = None) -> dict[str, Any]:
+    def handle(self, event: object, now: datetime | None = None) -> dict[str, Any]:
         """Answer one Lambda event (API Gateway v1/v2 proxy or direct invocation)."""
         kind = event_kind(event)
         try:
@@ -320,7 +320,7 @@ class Router:
 
 
 # ------------------------------------------------------------------------------------------ events
-def event_kind(event: Any) -> str:
+def event_kind(event: object) -> str:
     """'v2' (HTTP API), 'v1' (REST API), or 'direct'."""
     if isinstance(event, Mapping):
         ctx = event.get("requestContext")
@@ -331,11 +331,11 @@ def event_kind(event: Any) -> str:
     return "direct"
 
 
-def request_fields(event: Any, kind: str) -> dict[str, Any]:
+def request_fields(event: object, kind: str) -> dict[str, Any]:
     """The input fields of an event (BadRequest for a wrong method, a bad body, ...)."""
+    if not isinstance(event, Mapping):  # only a direct invocation can be anything else
+        raise BadRequest("event", f"expected a JSON object, got {type(event).__name__}")
     if kind == "direct":
-        if not isinstance(event, Mapping):
-            raise BadRequest("event", f"expected a JSON object, got {type(event).__name__}")
         return dict(event)
     method = (event["requestContext"]["http"].get("method") if kind == "v2" else event.get("httpMethod"))
     method = str(method or "").upper()
@@ -386,7 +386,7 @@ def respond(kind: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ fields
-def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], required: bool) -> Any:
+def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], required: bool) -> str | None:
     value = fields.get(name)
     if value is None:
         if required:
@@ -397,7 +397,7 @@ def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], re
     return value
 
 
-def _size(value: Any, max_kb: float) -> float:
+def _size(value: object, max_kb: float) -> float:
     name = "payload_size_kb"
     if value is None:
         raise BadRequest(name, "missing (a number of kilobytes, e.g. 5 or 1024)")
@@ -465,7 +465,7 @@ def get_router() -> Router:
     return _ROUTER
 
 
-def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
+def lambda_handler(event: object, context: object = None) -> dict[str, Any]:
     """AWS Lambda entry point: `hybridopt.router.handler.lambda_handler`."""
     kind = event_kind(event)
     try:
