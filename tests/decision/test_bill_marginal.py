@@ -60,7 +60,8 @@ def test_autoscaling_and_http_api_follow_params(smoke) -> None:
                                         "testbed": {"fargate": {"autoscaling": {"enabled": {"value": True}}}},
                                         "workloads": {"medium_processing": {"fargate": {"max_tasks": 3}}}})
     m = fit_marginal(reqs, p)
-    assert m.ecs_autoscaling is True and m.gateway == "http"
+    assert m.ecs_autoscaling == {"lightweight_api": False, "thumbnail_processing": False, "medium_processing": True,
+                                 "heavy_processing": False} and m.gateway == "http"
     assert m.gateway_request_usd == p.prices.api_gateway_http_request_usd.value
 
 
