@@ -1,8 +1,9 @@
-"""Pure helpers behind `collect`: the schedule, the phases Artillery runs, the run config the
-processor (artillery/variance-functions.js) reads, Artillery's command line and environment, and
-the summaries of what a window produced (counters, lines, load-generator health).
+"""Pure helpers behind `collect`: the schedule, the phases Artillery runs, the Artillery script
+rendered from the template artillery/variance-test.yml, the run config the processor
+(artillery/variance-functions.js) reads, Artillery's command line and environment, and the
+summaries of what a window produced (counters, lines, load-generator health).
 
-Nothing here starts a process or touches the network; collect.py does the I/O."""
+Nothing here starts a process or touches the network; window.py runs Artillery."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
+
+import yaml
 
 from hybridopt import paths
 from hybridopt.data import contract
@@ -27,12 +30,8 @@ REPORT_NAME = "artillery-report.json"
 LOG_NAME = "artillery.log"
 MANIFEST_NAME = "manifest.json"
 HEALTH_GLOB = "loadgen-health.*.ndjson"
-CONFIG_FILES = {
-    "low_load": "variance-test-low-load.yml",
-    "medium_load": "variance-test-medium-load.yml",
-    "ramp_load": "variance-test-ramp-load.yml",
-    "burst_load": "variance-test-burst-load.yml",
-}
+SCRIPT_TEMPLATE = "variance-test.yml"     # in the Artillery folder; one for every load pattern
+SCRIPT_NAME = "artillery-script.yml"      # the rendered script, in each window's run directory
 
 
 # ------------------------------------------------------------------------------------------ schedule
@@ -44,14 +43,6 @@ def schedule(params: Params) -> list[str]:
 def run_id_for(params: Params, window: str) -> str:
     """One run per time window of a profile's schedule (the contract's run_id)."""
     return f"{params.profile}-{window}"
-
-
-def config_file_for(load_pattern: str) -> str:
-    try:
-        return CONFIG_FILES[load_pattern]
-    except KeyError:
-        raise ParamsError(f"load pattern {load_pattern!r} has no Artillery config; known: "
-                          f"{sorted(CONFIG_FILES)} (artillery/variance-test-*-load.yml)") from None
 
 
 def window_bounds(params: Params, window: str, day: date) -> tuple[datetime, datetime]:
@@ -100,7 +91,7 @@ class RunPhase:
     arrival_rate_rps: float
     ramp_to_rps: float | None = None
 
-    def artillery(self) -> dict[str, Any]:
+    def artillery(self) -> dict[str, str | float]:
         """The Artillery phase. A constant rate is written as a ramp to the same rate: Artillery
         2.0.21 runs constant phases on `arrivals`/nanotimer, which busy-waits the last 25 ms before
         every arrival (about 75 % of a core at 30 arrivals/s, all of it above 40/s: node_modules/
@@ -109,7 +100,8 @@ class RunPhase:
         return {"name": self.name, "duration": self.duration_s, "arrivalRate": self.arrival_rate_rps,
                 "rampTo": self.arrival_rate_rps if self.ramp_to_rps is None else self.ramp_to_rps}
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, str | float | None]:
+        """The phase as the run config lists it (the processor's schedule lookup)."""
         return {"name": self.name, "duration_s": self.duration_s, "arrival_rate_rps": self.arrival_rate_rps,
                 "ramp_to_rps": self.ramp_to_rps}
 
@@ -144,14 +136,23 @@ def scheduled_pairs(phases: Sequence[RunPhase]) -> float:
 
 
 # ---------------------------------------------------------------------------------------- run config
-def workload_config(params: Params) -> dict[str, dict[str, Any]]:
+class WorkloadConfig(TypedDict):
+    """One workload as the processor sees it (run config `workloads.<name>`)."""
+    sizes_kb: list[float]
+    lambda_route: str
+    ecs_route: str
+    encoding: Literal["json", "base64"]
+
+
+def workload_config(params: Params) -> dict[str, WorkloadConfig]:
+    """Payload sizes, routes and payload encoding per workload (checks payload_encoding's names)."""
     enc = params.collection.payload_encoding
     unknown = sorted(set(enc) - set(params.workloads))
     if unknown:
         raise ParamsError(f"profile {params.profile!r}: collection.payload_encoding names unknown workloads "
                           f"{unknown}; known: {sorted(params.workloads)}")
-    return {name: {"sizes_kb": list(w.payload_sizes_kb), "lambda_route": w.lambda_route,
-                   "ecs_route": w.ecs_route, "encoding": enc.get(name, "base64")}
+    return {name: WorkloadConfig(sizes_kb=list(w.payload_sizes_kb), lambda_route=w.lambda_route,
+                                 ecs_route=w.ecs_route, encoding=enc.get(name, "base64"))
             for name, w in params.workloads.items()}
 
 
@@ -190,10 +191,44 @@ def run_config(params: Params, window: str, *, run_id: str, out_dir: Path, sourc
     }
 
 
-def artillery_overrides(phases: Sequence[RunPhase], lambda_base_url: str, http_timeout_s: float) -> dict[str, Any]:
-    """--overrides for the YAML: params decide phases, target and timeout (arrays replace arrays)."""
-    return {"config": {"target": lambda_base_url, "phases": [p.artillery() for p in phases],
-                       "http": {"timeout": http_timeout_s}}}
+def render_script(template: Mapping[str, Any], phases: Sequence[RunPhase], lambda_base_url: str,
+                  http_timeout_s: float, processor: Path, where: str = SCRIPT_TEMPLATE) -> dict[str, Any]:
+    """The Artillery script of one window: the template with the phases, the target (the Lambda
+    base URL), the whole-request timeout and the processor's absolute path filled in. Raises
+    ValueError naming `where` and the key when the template lacks one of them."""
+    script = json.loads(json.dumps(template))  # a deep copy that holds only JSON values
+    config = script.get("config") if isinstance(script, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: the Artillery template has no `config` mapping")
+    for key in ("target", "processor", "http", "phases"):
+        if key not in config:
+            raise ValueError(f"{where}: the Artillery template has no `config.{key}`")
+    if not isinstance(config["http"], dict):
+        raise ValueError(f"{where}: `config.http` must be a mapping")
+    config["target"] = lambda_base_url
+    config["processor"] = str(processor)
+    config["http"]["timeout"] = http_timeout_s
+    config["phases"] = [p.artillery() for p in phases]
+    return script
+
+
+def write_script(adir: Path, run_dir: Path, phases: Sequence[RunPhase], lambda_base_url: str,
+                 http_timeout_s: float) -> Path:
+    """Render the template (adir/variance-test.yml) into run_dir/artillery-script.yml; the processor
+    named in the template is resolved against adir. Returns the written path."""
+    template_path = adir / SCRIPT_TEMPLATE
+    if not template_path.is_file():
+        raise FileNotFoundError(f"{template_path} is missing: the Artillery script template")
+    template = yaml.safe_load(template_path.read_text())
+    processor_name = ((template or {}).get("config") or {}).get("processor")
+    if not isinstance(processor_name, str):
+        raise ValueError(f"{template_path}: `config.processor` must name the processor file")
+    script = render_script(template, phases, lambda_base_url, http_timeout_s,
+                           (adir / processor_name).resolve(), where=str(template_path))
+    out = run_dir / SCRIPT_NAME
+    out.write_text(f"# rendered from {template_path.name} for this window; see that file\n"
+                   + yaml.safe_dump(script, sort_keys=False))
+    return out
 
 
 def artillery_dir(params: Params) -> Path:
@@ -216,13 +251,12 @@ def check_installed(adir: Path) -> None:
                            f"{ARTILLERY_VERSION} (run `make install-artillery`)")
 
 
-def artillery_command(node: str, adir: Path, yml: str, report: Path, overrides: Mapping[str, Any]) -> list[str]:
-    return [node, str(artillery_bin(adir)), "run", "--output", str(report),
-            "--overrides", json.dumps(overrides, separators=(",", ":")), yml]
+def artillery_command(node: str, adir: Path, script: Path, report: Path) -> list[str]:
+    """`node artillery run --output REPORT SCRIPT` with the pinned Artillery of `adir`."""
+    return [node, str(artillery_bin(adir)), "run", "--output", str(report), str(script)]
 
 
-def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, lambda_base_url: str,
-                  drain_grace_s: float) -> dict[str, str]:
+def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, drain_grace_s: float) -> dict[str, str]:
     """The environment Artillery runs with: the run config path and the preload that stubs the
     telemetry client (12 s exit stall offline) and waits for worker drains."""
     env = dict(base)
@@ -231,7 +265,6 @@ def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, la
     prior = env.get("NODE_OPTIONS", "")
     env["NODE_OPTIONS"] = f"{prior} {req}".strip() if str(preload) not in prior else prior
     env["HYBRIDOPT_RUN_CONFIG"] = str(run_config_path)
-    env["HYBRIDOPT_LAMBDA_BASE_URL"] = lambda_base_url
     env["HYBRIDOPT_EXIT_WAIT_S"] = str(int(math.ceil(drain_grace_s + 5)))
     env["ARTILLERY_DISABLE_TELEMETRY"] = "true"
     env.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -313,7 +346,7 @@ def read_health(run_dir: Path) -> list[dict[str, Any]]:
 
 def health_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per worker thread the last record (final if present): attempts, lines, abandoned in-flight."""
-    last: dict[Any, Mapping[str, Any]] = {}
+    last: dict[object, Mapping[str, Any]] = {}
     for r in records:
         key = r.get("thread_id")
         if key not in last or r.get("final") or not last[key].get("final"):
@@ -341,7 +374,7 @@ def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any
     (psutil samples while the phases ran). Event-loop lag: the worker's delay percentiles over every
     10 ms timer sample of the run (the processor's run-wide histogram; the worst worker counts);
     `event_loop_stalls` counts health periods (1 s) whose longest delay exceeded `stall_ms`."""
-    last: dict[Any, Mapping[str, Any]] = {}
+    last: dict[object, Mapping[str, Any]] = {}
     for r in health:
         if r.get("run_loop_lag_samples"):
             last[r.get("thread_id")] = r
