@@ -314,7 +314,12 @@ def count_lines(run_dir: Path) -> dict[str, int]:
     return out
 
 
-def outcome_counts(run_dir: Path) -> dict[str, Any]:
+class OutcomeCounts(TypedDict):
+    by_platform: dict[str, dict[str, int]]   # platform -> error kind ("ok" = success) -> lines
+    unreadable_lines: int
+
+
+def outcome_counts(run_dir: Path) -> OutcomeCounts:
     """Lines by platform and error kind (ok = success) of a run's contract files."""
     by: dict[str, dict[str, int]] = {}
     unreadable = 0
@@ -330,10 +335,11 @@ def outcome_counts(run_dir: Path) -> dict[str, Any]:
                 plat = str(rec.get("platform"))
                 by.setdefault(plat, {})
                 by[plat][kind] = by[plat].get(kind, 0) + 1
-    return {"by_platform": by, "unreadable_lines": unreadable}
+    return OutcomeCounts(by_platform=by, unreadable_lines=unreadable)
 
 
 def read_health(run_dir: Path) -> list[dict[str, Any]]:
+    """Every readable health record of a run (JSON objects, in file order)."""
     recs = []
     for f in sorted(run_dir.glob(HEALTH_GLOB)):
         for raw in f.read_text(errors="replace").splitlines():
@@ -344,19 +350,29 @@ def read_health(run_dir: Path) -> list[dict[str, Any]]:
     return recs
 
 
-def health_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per worker thread the last record (final if present): attempts, lines, abandoned in-flight."""
+class HealthTotals(TypedDict):
+    workers: int
+    attempts: int
+    lines: int
+    pairs: int
+    all_final: bool                              # every worker wrote its final record
+    abandoned_in_flight: list[dict[str, str]]    # request_id, pair_id, platform, sent_at
+
+
+def health_totals(records: Sequence[Mapping[str, Any]]) -> HealthTotals:
+    """Sums over the worker threads' last records (final if present): attempts, lines, pairs,
+    abandoned in-flight attempts."""
     last: dict[object, Mapping[str, Any]] = {}
     for r in records:
         key = r.get("thread_id")
         if key not in last or r.get("final") or not last[key].get("final"):
             last[key] = r
     abandoned = [a for r in last.values() for a in (r.get("abandoned_in_flight") or [])]
-    return {"workers": len(last), "attempts": sum(int(r.get("attempts", 0)) for r in last.values()),
-            "lines": sum(int(r.get("lines", 0)) for r in last.values()),
-            "pairs": sum(int(r.get("pairs", 0)) for r in last.values()),
-            "all_final": bool(last) and all(bool(r.get("final")) for r in last.values()),
-            "abandoned_in_flight": abandoned}
+    return HealthTotals(workers=len(last), attempts=sum(int(r.get("attempts", 0)) for r in last.values()),
+                        lines=sum(int(r.get("lines", 0)) for r in last.values()),
+                        pairs=sum(int(r.get("pairs", 0)) for r in last.values()),
+                        all_final=bool(last) and all(bool(r.get("final")) for r in last.values()),
+                        abandoned_in_flight=abandoned)
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -369,7 +385,8 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any]],
-                     cpu_pct_p95_max: float, lag_ms_p99_max: float, stall_ms: float = 100.0) -> dict[str, Any]:
+                     cpu_pct_p95_max: float, lag_ms_p99_max: float,
+                     stall_ms: float = 100.0) -> dict[str, float | str | None]:
     """Load-generator health of one window. CPU: percent of one core of the Artillery process tree
     (psutil samples while the phases ran). Event-loop lag: the worker's delay percentiles over every
     10 ms timer sample of the run (the processor's run-wide histogram; the worst worker counts);
@@ -383,7 +400,7 @@ def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any
     maxs = [float(r["run_loop_lag_max_ms"]) for r in last.values() if r.get("run_loop_lag_max_ms") is not None]
     stalls = sum(1 for r in health if not r.get("final") and r.get("elapsed_s") is not None
                  and (r.get("loop_lag_max_ms") or 0) > stall_ms)
-    out = {"cpu_pct_p50": _pct(cpu_pct, 0.5), "cpu_pct_p95": _pct(cpu_pct, 0.95),
+    out: dict[str, float | str | None] = {"cpu_pct_p50": _pct(cpu_pct, 0.5), "cpu_pct_p95": _pct(cpu_pct, 0.95),
            "cpu_pct_max": round(max(cpu_pct), 2) if cpu_pct else None, "cpu_samples": len(cpu_pct),
            "event_loop_lag_ms_p50": max(p50s) if p50s else None,
            "event_loop_lag_ms_p99": max(p99s) if p99s else None,
@@ -391,10 +408,11 @@ def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any
            "event_loop_stalls": stalls, "event_loop_stall_ms": stall_ms,
            "cpu_pct_p95_max": cpu_pct_p95_max, "event_loop_lag_ms_p99_max": lag_ms_p99_max}
     reasons = []
-    if out["cpu_pct_p95"] is not None and out["cpu_pct_p95"] > cpu_pct_p95_max:
-        reasons.append(f"CPU p95 {out['cpu_pct_p95']:.0f} % of a core > {cpu_pct_p95_max:.0f} %")
-    if out["event_loop_lag_ms_p99"] is not None and out["event_loop_lag_ms_p99"] > lag_ms_p99_max:
-        reasons.append(f"event-loop lag p99 {out['event_loop_lag_ms_p99']:.1f} ms > {lag_ms_p99_max:.0f} ms")
+    cpu_p95, lag_p99 = _pct(cpu_pct, 0.95), max(p99s) if p99s else None
+    if cpu_p95 is not None and cpu_p95 > cpu_pct_p95_max:
+        reasons.append(f"CPU p95 {cpu_p95:.0f} % of a core > {cpu_pct_p95_max:.0f} %")
+    if lag_p99 is not None and lag_p99 > lag_ms_p99_max:
+        reasons.append(f"event-loop lag p99 {lag_p99:.1f} ms > {lag_ms_p99_max:.0f} ms")
     out["saturated"] = bool(reasons)
     if not cpu_pct and not p99s:
         reasons.append("no health samples")

@@ -99,7 +99,7 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
 
 def is_done(params: Params, window: str) -> bool:
     m = read_manifest(run_dir_for(params, window))
-    return bool(m) and m.get("status") == "complete"
+    return m is not None and m.get("status") == "complete"
 
 
 def manifests(params: Params) -> list[Manifest]:
@@ -145,7 +145,7 @@ def finished_run(params: Params, run_dir: Path, report_path: Path, rc: int | Non
     per_file = loadgen.count_lines(run_dir)
     lines = sum(per_file.values())
     attempts = counters.get("hybridopt.attempts") if report else totals["attempts"]
-    pairs = counters.get("hybridopt.pairs") if report else totals["pairs"]
+    pairs = int(counters.get("hybridopt.pairs", 0)) if report else totals["pairs"]
     # the run window: from the workers' run start to their last periodic record
     starts = [_epoch(r.get("t")) for r in health if r.get("event") == "run_start"]
     ends = [_epoch(r.get("t")) for r in health if r.get("final")]

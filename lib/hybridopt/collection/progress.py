@@ -13,7 +13,9 @@ line per event on stdout, flushed, so it shows in a terminal and as notebook cel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
+
+from hybridopt.collection.manifest import Manifest
 
 PREFIX = "[collect]"
 
@@ -54,7 +56,7 @@ class WindowProgress:
 @dataclass(frozen=True)
 class WindowFinished:
     slot: WindowSlot
-    manifest: dict[str, Any]    # the window's manifest.json as written
+    manifest: Manifest          # the window's manifest.json as written
 
 
 @dataclass(frozen=True)
