@@ -13,7 +13,7 @@ from collections import Counter, deque
 import numpy as np
 
 from hybridopt.emulation.testbed import admin, responses
-from hybridopt.emulation.testbed.protocol import HttpConnection, HttpRequest, MalformedRequest
+from hybridopt.emulation.testbed.protocol import READ_BYTES, HttpConnection, HttpRequest, MalformedRequest
 from hybridopt.emulation.testbed.responses import Reply, Route
 from hybridopt.params import Params, TestbedParams
 from hybridopt.platforms import PlatformModel
@@ -104,7 +104,8 @@ class TestbedServer:
 
     # ------------------------------------------------------------------------------------ server
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True)
+        self._server = await asyncio.start_server(self._connection, host, port, limit=READ_BYTES,
+                                                  reuse_address=True)
         sock = self._server.sockets[0]
         self.host, self.port = sock.getsockname()[:2]
 
