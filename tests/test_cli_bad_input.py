@@ -200,10 +200,9 @@ class Run:
 #: The fast set: every command, every kind of bad input, audit on all of them.
 FAST = frozenset({
     "audit-missing", "audit-empty", "audit-empty-logs", "audit-garbage", "audit-truncated", "audit-unreadable",
-    "preprocess-empty", "preprocess-garbage", "preprocess-unreadable", "ingest-missing", "ingest-truncated",
-    "calibrate-garbage", "validate-testbed-locked", "evaluate-model-missing", "evaluate-data-truncated",
-    "package-truncated", "deploy-garbage", "deploy-unreadable", "ab-simulate-empty", "testbed-garbage",
-    "testbed-port-in-use", "simulate-start-date", "simulate-out-is-a-file", "collect-unknown-window",
+    "preprocess-garbage", "ingest-truncated", "calibrate-garbage", "validate-testbed-locked",
+    "evaluate-model-missing", "package-truncated", "deploy-garbage", "ab-simulate-empty", "testbed-garbage",
+    "simulate-start-date", "collect-unknown-window",
 })
 
 

@@ -21,6 +21,7 @@ from hybridopt.commands._common import table
 from hybridopt.data.ingest import IngestResult, ingest, require_usable
 from hybridopt.errors import InputError
 from hybridopt.params import load_params
+from hybridopt.report.calibration import summary_table
 
 DEFAULT_PROFILE = "thesis-2025-11"
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                  ("sessions", ", ".join(sorted(set(fit.sessions.values())))),
                  ("reference rate", f"{fit.reference_rate_rps:g} requests/s")]))
     print("\nwhat the logs tell (median lines; ± bootstrap se):")
-    print(cal.summary_table(fit).to_string(index=False))
+    print(summary_table(fit).to_string(index=False))
     if fit.cold_start:
         c = fit.cold_start
         print(f"\ncold start: {c.n_cold} cold rows ({c.cold_rate:.2%} of Lambda rows), penalty median "

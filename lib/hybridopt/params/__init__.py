@@ -36,7 +36,16 @@ from hybridopt.params.load import (  # noqa: F401
     load_params,
     profile_files,
 )
-from hybridopt.params.stages import AB, Collection, Deploy, GeneratorLimits, Router  # noqa: F401
+from hybridopt.params.stages import (  # noqa: F401
+    AB,
+    Collection,
+    Decision,
+    DecisionObjective,
+    DecisionSetting,
+    Deploy,
+    GeneratorLimits,
+    Router,
+)
 from hybridopt.params.testbed import (  # noqa: F401
     Autoscaling,
     Basis,
@@ -51,4 +60,4 @@ from hybridopt.params.testbed import (  # noqa: F401
     TestbedParams,
 )
 
-__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'CostOptions', 'DataPaths', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']
+__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'Decision', 'DecisionObjective', 'DecisionSetting', 'CostOptions', 'DataPaths', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']

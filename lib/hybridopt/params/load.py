@@ -31,7 +31,7 @@ from hybridopt.params.experiment import (
     Training,
     Workload,
 )
-from hybridopt.params.stages import AB, Collection, Deploy, Router
+from hybridopt.params.stages import AB, Collection, Decision, Deploy, Router
 from hybridopt.params.testbed import TestbedParams
 
 BASE_FILES = ("base.yaml", "testbed.yaml")
@@ -57,6 +57,7 @@ class Params(_Strict):
     split: Split
     training: Training
     testbed: TestbedParams = Field(description="platform model behind testbed and simulator; see testbed.yaml")
+    decision: Decision
     router: Router = Field(default_factory=Router)
     deploy: Deploy = Field(default_factory=Deploy)
     ab: AB = Field(default_factory=AB)
@@ -81,6 +82,10 @@ class Params(_Strict):
             codes = [v.code for v in getattr(self, section).values()]
             if sorted(codes) != list(range(len(codes))):
                 raise ValueError(f"{section} codes must be 0..{len(codes) - 1} without gaps, got {codes}")
+        slo = set(self.decision.objective.slo_p95_ms)
+        if slo != set(self.workloads):
+            raise ValueError(f"decision.objective.slo_p95_ms must name every workload {sorted(self.workloads)} "
+                             f"and no other, got {sorted(slo)}")
         bad = set(self.features.columns) & set(self.features.forbidden)
         if bad:
             raise ValueError(f"features.columns holds forbidden columns {sorted(bad)}")

@@ -1,4 +1,4 @@
-"""The later stages' sections: router, deploy, A/B and collection."""
+"""The later stages' sections: decision, router, deploy, A/B and collection."""
 
 from __future__ import annotations
 
@@ -7,6 +7,53 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hybridopt.params.common import _Strict
+
+
+# ---------------------------------------------------------------------------------------- decision
+class DecisionObjective(_Strict):
+    """The objective a routing policy is judged by, and its oracle (hybridopt.decision.objective)."""
+    kind: Literal["slo_cheapest", "weighted"] = "slo_cheapest"
+    slo_p95_ms: dict[str, float] = Field(description="per workload: the p95 latency the request must meet")
+    slo_basis: str = Field(min_length=5, description="why these SLOs")
+    max_failure: float = Field(0.01, ge=0, le=1, description="slo_cheapest: a platform whose predicted "
+                               "P(failure) is above this is not eligible")
+    value_of_time_usd_per_s: float = Field(0.0, ge=0, description="weighted: dollars per second of latency")
+    value_of_time_basis: str = Field("", description="why this value of time")
+    failure_penalty_s: float = Field(10.0, ge=0, description="weighted: a failure costs this many seconds "
+                                     "of waiting")
+    latency_quantile: Literal["p50", "p95"] = Field("p50", description="weighted: the predicted quantile "
+                                                    "that stands for the request's latency")
+
+    @field_validator("slo_p95_ms")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not x > 0}
+        if bad:
+            raise ValueError(f"SLOs must be > 0 ms, got {bad}")
+        return v
+
+
+class DecisionSetting(_Strict):
+    """One variant of the objective for the policy frontier: a name and the fields it changes."""
+    name: str
+    kind: Literal["slo_cheapest", "weighted"] | None = None
+    slo_scale: float = Field(1.0, gt=0, description="multiplies every SLO")
+    max_failure: float | None = Field(None, ge=0, le=1)
+    value_of_time_usd_per_s: float | None = Field(None, ge=0)
+    latency_quantile: Literal["p50", "p95"] | None = None
+
+
+class Decision(_Strict):
+    """Stage 06: outcome models with load state, the objective and its oracle, policies side by side."""
+    objective: DecisionObjective
+    settings: list[DecisionSetting] = Field(default_factory=list, description="objective variants "
+                                            "evaluated beside the default (the frontier)")
+    load_windows_s: list[float] = Field(default_factory=lambda: [10.0, 60.0], min_length=1,
+                                        description="arrival windows of the load features")
+    bootstrap_resamples: int = Field(1000, ge=100)
+    bootstrap_block_s: float = Field(60.0, gt=0, description="CIs resample whole blocks of this many "
+                                     "seconds (requests in one minute share its load)")
+    seed: int = 11
 
 
 # ------------------------------------------------------------------------------ router, deploy, A/B
