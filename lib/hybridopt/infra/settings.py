@@ -27,8 +27,13 @@ FARGATE_MEMORY_MIB: dict[int, tuple[int, ...]] = {
     8192: tuple(range(16384, 61440 + 1, 4096)),
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
-#: API Gateway's maximum integration timeout of a REST API without a quota increase.
-API_GATEWAY_TIMEOUT_S = 29
+#: The platforms stack's parameters (the deploy passes both) and the stacks' outputs.
+LAMBDA_CODE_KEY_PARAM = "LambdaCodeKey"
+IMAGE_TAG_PARAM = "ImageTag"
+LAMBDA_URL_OUTPUT = "LambdaBaseUrl"
+ECS_URL_OUTPUT = "EcsBaseUrl"
+BUCKET_OUTPUT = "ArtifactsBucketName"
+REPOSITORY_OUTPUT = "RepositoryUri"
 
 
 @dataclass(frozen=True)

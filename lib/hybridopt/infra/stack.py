@@ -45,16 +45,17 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from hybridopt.infra.bundle import LAMBDA_HANDLER
-from hybridopt.infra.settings import InfraSettings, WorkloadSettings
+from hybridopt.infra.settings import (
+    BUCKET_OUTPUT,
+    ECS_URL_OUTPUT,
+    IMAGE_TAG_PARAM,
+    LAMBDA_CODE_KEY_PARAM,
+    LAMBDA_URL_OUTPUT,
+    REPOSITORY_OUTPUT,
+    InfraSettings,
+    WorkloadSettings,
+)
 
-#: The platforms stack's parameters (the deploy passes both).
-LAMBDA_CODE_KEY_PARAM = "LambdaCodeKey"
-IMAGE_TAG_PARAM = "ImageTag"
-#: The stacks' outputs.
-LAMBDA_URL_OUTPUT = "LambdaBaseUrl"
-ECS_URL_OUTPUT = "EcsBaseUrl"
-BUCKET_OUTPUT = "ArtifactsBucketName"
-REPOSITORY_OUTPUT = "RepositoryUri"
 CONTAINER_NAME = "workload"
 
 
