@@ -376,6 +376,20 @@ def teardown(syn: Synthesized, clients: Clients, *, dry_run: bool, wait_delay_s:
     return TeardownReport(deleted=deleted, emptied=emptied, retained=_describe_retained(syn, clients), dry_run=dry_run)
 
 
+def teardown_offline(syn: Synthesized) -> TeardownReport:
+    """What a teardown would delete and leave, from the templates alone (no AWS call)."""
+    retained = []
+    for _stack, lid, res in retained_resources(syn):
+        props = res.get("Properties", {})
+        name = props.get("LogGroupName") or props.get("RepositoryName") or lid
+        detail = (f"retention {props['RetentionInDays']} days" if "RetentionInDays" in props else
+                  "its images stay (storage billed)" if res["Type"] == "AWS::ECR::Repository" else "")
+        kind = {"AWS::Logs::LogGroup": "log group", "AWS::ECR::Repository": "ECR repository"}.get(res["Type"], res["Type"])
+        retained.append(Retained(kind, name, detail + " (not read: no AWS credentials)"))
+    return TeardownReport(deleted=[syn.cfg.platforms_stack, syn.cfg.artifacts_stack], emptied=["(the code bucket)"],
+                          retained=retained, dry_run=True)
+
+
 def _empty_bucket(s3: Any, bucket: str) -> None:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket):

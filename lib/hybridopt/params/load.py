@@ -192,7 +192,7 @@ def load_params(profile: str, params_dir: Path | None = None,
             raise ParamsError(f"{f}: parameter file is missing: profile {profile!r} does not exist "
                               f"(known profiles: {', '.join(known)})")
         _merge(merged, _read_yaml(f), origin, str(f))
-    outputs = _outputs_layer(merged, profile)
+    outputs = _outputs_layer(merged, profile, (overrides or {}).get("infra"))
     if outputs is not None:
         _merge(merged, outputs[1], origin, str(outputs[0]))
         files.append(outputs[0])
@@ -209,11 +209,15 @@ def load_params(profile: str, params_dir: Path | None = None,
 OUTPUT_KEYS = {"collection": {"lambda_base_url", "ecs_base_url"}}
 
 
-def _outputs_layer(merged: dict[str, Any], profile: str) -> tuple[Path, dict[str, Any]] | None:
+def _outputs_layer(merged: dict[str, Any], profile: str,
+                   infra_override: Any = None) -> tuple[Path, dict[str, Any]] | None:
     """The file `infra outputs` wrote for this profile (infra.outputs_file, git-ignored), when it
     exists: the deployed stacks' base URLs, merged after the profile's own file."""
-    infra = merged.get("infra")
-    template = infra.get("outputs_file") if isinstance(infra, dict) else None
+    template = None
+    for infra in (infra_override, merged.get("infra")):
+        if isinstance(infra, dict) and infra.get("outputs_file"):
+            template = infra["outputs_file"]
+            break
     from hybridopt.params.infra import InfraParams
 
     path = paths.resolve(template or InfraParams.model_fields["outputs_file"].default, profile)
