@@ -13,7 +13,8 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+HOST = os.environ.get("BIND_HOST", "0.0.0.0")      # the task's interface; tests bind 127.0.0.1
+bind = f"{HOST}:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "sync"
 timeout = int(os.environ.get("HYBRIDOPT_WORKER_TIMEOUT_S", "120"))
@@ -42,6 +43,6 @@ class _Health(BaseHTTPRequestHandler):
 
 def when_ready(server: object) -> None:
     """Serve the health endpoint from the master once it listens."""
-    httpd = ThreadingHTTPServer(("0.0.0.0", HEALTH_PORT), _Health)
+    httpd = ThreadingHTTPServer((HOST, HEALTH_PORT), _Health)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="health", daemon=True).start()
