@@ -160,8 +160,8 @@ def world(tmp_path_factory):
             _put(logs, f"/aws/lambda/{fn}", "2026/01/01/[$LATEST]env1", evs)
         _put(logs, cfg.ecs_events_log_group, "ecs", ecs_events)
         result = pl.collect_platform_logs(params, logs, out_dir=root / "platform")
-    return {"result": result, "truth": truth, "no_line": no_line, "rows": rows, "lam": lam, "root": root,
-            "tasks_truth": tasks_truth, "extra": extra, "e_pull": e_pull, "e_stop": e_stop, "cfg": cfg}
+        yield {"result": result, "truth": truth, "no_line": no_line, "rows": rows, "lam": lam, "root": root,
+               "tasks_truth": tasks_truth, "extra": extra, "e_pull": e_pull, "e_stop": e_stop, "cfg": cfg}
 
 
 def test_lambda_join_by_id_carries_the_billed_figures(world):
@@ -197,6 +197,7 @@ def test_orphan_reports_stay_unmatched_and_rates_add_up(world):
     # lines API Gateway refused (413) never reached a function: no REPORT line can match them
     assert s["contract_lambda_lines_matched"] == len(world["lam"])
     assert s["contract_match_rate"] == pytest.approx(len(world["lam"]) / n_lambda, abs=1e-6)
+    assert s["contract_lambda_lines_invoked"] == len(world["lam"]) and s["contract_invoked_match_rate"] == 1.0
     assert s["report_match_rate"] == pytest.approx(len(world["lam"]) / (len(world["lam"]) + N_ORPHAN_REPORTS), abs=1e-6)
 
 
@@ -239,3 +240,20 @@ def test_written_tables_load_back(world):
 def test_missing_files_are_named(tmp_path: Path):
     with pytest.raises(pl.PlatformLogsError, match="lambda_reports.parquet"):
         pl.load_platform_logs(tmp_path)
+
+
+def test_command_prints_the_match_rates(world, capsys):
+    """`python -m hybridopt platform-logs` (in-process: the moto mock of the fixture is still open)."""
+    import argparse
+
+    from hybridopt.commands import platform_logs as cmd
+
+    rc = cmd.run(argparse.Namespace(profile="smoke", data=world["root"] / "raw", out=world["root"] / "cli"))
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + out)
+    assert rc == 0
+    s = world["result"].summary["lambda_join"]
+    assert f"report match rate {s['report_match_rate']}" in out
+    assert f"({s['contract_match_rate']})" in out
+    assert (world["root"] / "cli" / "platform_logs.json").is_file()

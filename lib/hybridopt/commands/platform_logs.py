@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  Lambda: {j['report_lines']:,} REPORT lines, joined {j['report_lines_by_join']}; "
           f"report match rate {j['report_match_rate']}")
     print(f"          {j['contract_lambda_lines_matched']:,} of {j['contract_lambda_lines']:,} Lambda contract lines "
-          f"matched ({j['contract_match_rate']}); of those with a response: {j['contract_with_response_match_rate']}")
+          f"matched ({j['contract_match_rate']}); of those API Gateway passed on: {j['contract_invoked_match_rate']}")
     print(f"  ECS:    {s['ecs_tasks']} tasks from {s['ecs_task_events']} task events; billed task-seconds "
           f"{s['ecs_billed_task_s']}")
     from hybridopt import paths

@@ -190,6 +190,11 @@ def deploy_stack(clients: Clients, name: str, template: Template, parameters: di
     """Create or update one stack and wait for it; returns 'created', 'updated' or 'no changes'."""
     cf = clients.cloudformation
     exists = _stack_exists(cf, name)
+    if exists:
+        stack = cf.describe_stacks(StackName=name)["Stacks"][0]
+        current = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        if deployed_template(cf, name) == template and current == parameters:
+            return "no changes"
     body = json.dumps(template, sort_keys=True)
     source: dict[str, str]
     if len(body.encode()) <= TEMPLATE_BODY_MAX_BYTES:

@@ -340,18 +340,21 @@ def requests_billed(contract: pd.DataFrame, lambda_rows: pd.DataFrame, tasks: pd
 
 def match_rates(contract: pd.DataFrame, lambda_rows: pd.DataFrame) -> dict[str, Any]:
     """How much of each side the Lambda join accounts for."""
+    from hybridopt.data.cost import FRONT_DOOR_REJECTIONS
+
     lam = contract[contract["platform"] == "lambda"]
-    reached = lam[lam["http_status"].notna()]
+    # attempts that can have invoked a function: not refused by API Gateway, not unconnected
+    reached = lam[~lam["error"].astype(object).isin((*FRONT_DOOR_REJECTIONS, "connection", "client_error"))]
     matched = set(lambda_rows["request_id"].dropna())
     by = lambda_rows["lambda_join"].value_counts().to_dict()
     n_rep = len(lambda_rows)
     return {
         "contract_lambda_lines": int(len(lam)),
-        "contract_lambda_lines_with_response": int(len(reached)),
+        "contract_lambda_lines_invoked": int(len(reached)),
         "contract_lambda_lines_matched": int(lam["request_id"].isin(matched).sum()),
         "contract_match_rate": round(float(lam["request_id"].isin(matched).mean()), 6) if len(lam) else None,
-        "contract_with_response_match_rate": (round(float(reached["request_id"].isin(matched).mean()), 6)
-                                              if len(reached) else None),
+        "contract_invoked_match_rate": (round(float(reached["request_id"].isin(matched).mean()), 6)
+                                        if len(reached) else None),
         "report_lines": int(n_rep),
         "report_lines_by_join": {k: int(v) for k, v in sorted(by.items())},
         "report_match_rate": round(float((lambda_rows["lambda_join"] != "none").mean()), 6) if n_rep else None,
