@@ -182,6 +182,7 @@ def test_lambda_join_by_time_for_lines_without_request_id(world):
     by_time = rep[rep["lambda_join"] == "time"]
     assert len(by_time) == N_WITHOUT_ID_LINE          # every one found a partner within the window ...
     right = (by_time["request_id"] == by_time["aws_request_id"].map(world["truth"])).mean()
+    print(f"\ntime join: {right:.1%} of {len(by_time)} matched to the true request")
     assert right >= 0.8                               # ... mostly the true one (reported, not tuned)
     assert (by_time["join_gap_s"] <= load_params("smoke").infra.platform_logs.time_match_window_s).all()
     assert rep["request_id"].dropna().is_unique
