@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hybridopt.params import load_params
+from hybridopt.params import Params, load_params
+
+if TYPE_CHECKING:
+    from hybridopt.infra.synth import LintResult
 
 ACTIONS = ("synth", "lint", "package", "image", "deploy", "outputs", "teardown", "cost")
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _synth(params, args) -> int:
+def _synth(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import synth as S
 
     syn = S.synth(params, args.out)
@@ -67,21 +71,21 @@ def _synth(params, args) -> int:
     return 0
 
 
-def _lint(params, args) -> int:
+def _lint(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import synth as S
 
     syn = S.load_synthesized(params, args.out)
     return _lint_result(S.cfn_lint([syn.template_path(n) for n in syn.templates], params.infra.region))
 
 
-def _lint_result(res) -> int:
+def _lint_result(res: "LintResult") -> int:
     print(f"cfn-lint on {len(res.templates)} templates: {'no findings' if res.ok else 'exit ' + str(res.returncode)}")
     if res.output:
         print(res.output)
     return 0 if res.ok else 1
 
 
-def _package(params, args) -> int:
+def _package(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import bundle
     from hybridopt.infra.synth import synth_dir
 
@@ -93,7 +97,7 @@ def _package(params, args) -> int:
     return 0
 
 
-def _image(params, args) -> int:
+def _image(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import bundle
     from hybridopt.infra.settings import settings
 
@@ -113,7 +117,7 @@ def _image(params, args) -> int:
     return 0
 
 
-def _deploy(params, args) -> int:
+def _deploy(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import bundle
     from hybridopt.infra import deploy as dep
     from hybridopt.infra import synth as S
@@ -144,7 +148,7 @@ def _deploy(params, args) -> int:
     return 0
 
 
-def _outputs(params, args) -> int:
+def _outputs(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import deploy as dep
     from hybridopt.infra.settings import settings
 
@@ -155,7 +159,7 @@ def _outputs(params, args) -> int:
     return 0
 
 
-def _teardown(params, args) -> int:
+def _teardown(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra import deploy as dep
     from hybridopt.infra import synth as S
 
@@ -172,7 +176,7 @@ def _teardown(params, args) -> int:
     return 0
 
 
-def _cost(params, args) -> int:
+def _cost(params: Params, args: argparse.Namespace) -> int:
     from hybridopt.infra.costs import hourly_costs
 
     print(hourly_costs(params, args.seed).render())

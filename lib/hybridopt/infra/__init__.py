@@ -5,7 +5,7 @@
 - `gunicorn_conf`: the container's server settings (worker slots per task, health port).
 - `bundle`: the Lambda zip and the image tag (a hash of what the image is built from).
 - `stack`: the AWS CDK stacks (imports aws-cdk-lib; nothing else in this package does).
-- `synth`: template synthesis and the resource list; `aws`: plan, deploy, outputs, teardown (boto3).
+- `synth`: template synthesis, the resource list, cfn-lint; `deploy`: plan, deploy, outputs, teardown (boto3).
 - `platform_logs`: REPORT lines and ECS task events from CloudWatch, joined to the request log.
 - `costs`: what an hour of each load pattern costs on the deployed platforms.
 

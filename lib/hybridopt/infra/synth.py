@@ -64,6 +64,8 @@ def synth(params: "Params", out_dir: Path | None = None) -> Synthesized:
     from hybridopt.infra.stack import build_app   # aws-cdk-lib loads only here (a few seconds)
 
     if out.exists():
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise SynthError(f"{out} is not empty and holds no cloud assembly (manifest.json): not overwriting it")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     try:
