@@ -115,11 +115,13 @@ class PlatformsStack(cdk.Stack):
 
     # ------------------------------------------------------------------------------------- Lambda
     def _api(self, cfg: InfraSettings) -> apigw.RestApi:
-        return apigw.RestApi(
+        api = apigw.RestApi(
             self, "Api", rest_api_name=cfg.api_name, cloud_watch_role=False,
             endpoint_types=[apigw.EndpointType[cfg.infra.api_endpoint_type]],
             deploy_options=apigw.StageOptions(stage_name=cfg.infra.api_stage),
             description="hybridopt workloads on Lambda")
+        api.node.try_remove_child("Endpoint")      # CDK's own URL output: LambdaBaseUrl says the same
+        return api
 
     def _log_group(self, cid: str, name: str) -> logs.LogGroup:
         group = logs.LogGroup(self, cid, log_group_name=name, removal_policy=cdk.RemovalPolicy.RETAIN)
