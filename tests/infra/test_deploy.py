@@ -14,7 +14,7 @@ from hybridopt.infra import bundle
 from hybridopt.infra import deploy as dep
 from hybridopt.params import ParamsError, load_params
 
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::.*:UserWarning")  # moto's unsupported types
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")  # resource types moto does not model
 
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
