@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("hybridopt.commands.evaluate", "score the saved best model on another folder of logs (accuracy, ceiling, decision quality)"),
     "calibrate": ("hybridopt.commands.calibrate", "fit the platform model to real logs (--write: the fitted presets into params/testbed.yaml)"),
     "validate-testbed": ("hybridopt.commands.validate_testbed", "replay real runs on the calibrated model, leave one session out: pass/fail table and figure"),
+    "infra": ("hybridopt.commands.infra", "the experiment's AWS platforms as code: synth, lint, package, image, deploy, outputs, teardown, cost"),
+    "platform-logs": ("hybridopt.commands.platform_logs", "after an AWS collection: Lambda REPORT lines and ECS task times from CloudWatch, joined to the request log"),
 }
 
 #: The exit code of a command stopped by a wrong input or parameter (argparse's, for usage errors).
