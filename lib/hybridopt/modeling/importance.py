@@ -14,7 +14,6 @@ that input's importance between them in whatever way the trees happened to split
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
