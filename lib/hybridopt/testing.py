@@ -11,13 +11,18 @@ reports' own method checks. Nothing here resembles the real platforms; each only
   the training step's layout (hybridopt.model_dir), marked `synthetic: true` in its metadata, for
   the router's tests and benchmarks before a real model exists.
 - `synthetic_arms`: two A/B arms with known population differences (the coverage check of 07).
+- `synthetic_logs`: contract-shaped request logs drawn from known service, network, cold-start and
+  inflation lines (`SyntheticTruth`), for checking that the calibration recovers them exactly.
+- `model_logs`: legacy-design request logs made by the platform model itself (`simulate.replay`), for
+  checking that the calibration recovers the model's parameters and that the validation passes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -27,9 +32,12 @@ import pandas as pd
 from scipy import stats
 
 from hybridopt import model_dir as layout
+from hybridopt.calibration.context import rate_at
+from hybridopt.calibration.options import KB_PER_MB
 from hybridopt.data.features import FeatureSpec
 from hybridopt.data.table import PAIR_COLUMNS
-from hybridopt.params import Params
+from hybridopt.emulation.simulate import phase_offsets, replay
+from hybridopt.params import LoadPattern, Params
 
 
 # ------------------------------------------------------------------------------ training tables
@@ -195,3 +203,95 @@ def synthetic_arms(n_per_arm: int, seed: int, latency_ratio: float = 1.0, cost_r
              "latency_p99_ms": q[0.99] * (latency_ratio - 1), "error_rate": error_treatment - error_control,
              "routing_accuracy": accuracy_treatment - accuracy_control}
     return pd.concat(frames, ignore_index=True), truth
+
+
+# ------------------------------------------------------------------------- calibration logs
+@dataclass(frozen=True)
+class SyntheticTruth:
+    """Known parameters for `synthetic_logs`: per (workload, platform) service and network lines."""
+    service: Mapping[tuple[str, str], tuple[float, float]]
+    network: Mapping[tuple[str, str], tuple[float, float]]
+    sizes_kb: Mapping[str, Sequence[float]]
+    sigma_log: float = 0.1
+    cold_penalty_ms: float = 400.0
+    cold_sigma: float = 0.3
+    cold_prob: float = 0.01
+    inflation_k_per_rps: Mapping[str, float] = field(default_factory=lambda: {"lambda": 0.04, "ecs": 0.03})
+
+
+def synthetic_logs(truth: SyntheticTruth, runs: Mapping[str, tuple[str, LoadPattern]], seed: int = 0,
+                   start: str = "2025-11-22T19:00:00Z", gap_s: float = 7200.0) -> pd.DataFrame:
+    """Contract-shaped logs drawn from `truth` (one platform per request, uniform scenarios and
+    sizes, arrivals of each run's load pattern). ECS gets no queueing: the network truth is what
+    its overhead is, so the estimators can be checked exactly."""
+    rng = np.random.default_rng(seed)
+    cells = sorted(truth.service)
+    frames = []
+    t_start = pd.Timestamp(start)
+    ref_rate = min(float(rate_at(lp, 0.0)) for _, lp in runs.values())
+    for i, (run_id, (pattern_name, lp)) in enumerate(runs.items()):
+        peak = max(max(p_.arrival_rate_rps, p_.ramp_to_rps or 0.0) for p_ in lp.phases)
+        n = int(rng.poisson(peak * lp.duration_s))
+        t = np.sort(rng.uniform(0, lp.duration_s, n))
+        # thinning a Poisson process at the peak rate gives the pattern's rate over time
+        rate = rate_at(lp, t)
+        keep = rng.uniform(0, peak, n) < rate
+        t, rate = t[keep], rate[keep]
+        n = len(t)
+        cell_idx = rng.integers(0, len(cells), n)
+        w = np.array([cells[c][0] for c in cell_idx])
+        p = np.array([cells[c][1] for c in cell_idx])
+        size = np.array([rng.choice(np.asarray(truth.sizes_kb[x], dtype=float)) for x in w])
+        mb = size / KB_PER_MB
+        sa = np.array([truth.service[(a, b)][0] for a, b in zip(w, p)])
+        sb = np.array([truth.service[(a, b)][1] for a, b in zip(w, p)])
+        na = np.array([truth.network[(a, b)][0] for a, b in zip(w, p)])
+        nb = np.array([truth.network[(a, b)][1] for a, b in zip(w, p)])
+        k = np.array([truth.inflation_k_per_rps[x] for x in p])
+        noise = lambda: np.exp(rng.normal(0, truth.sigma_log, n) - truth.sigma_log ** 2 / 2)  # mean 1
+        exe = (sa + sb * mb) * noise()
+        net = (na + nb * mb) * (1 + k * np.maximum(0, rate - ref_rate)) * noise()
+        cold = (p == "lambda") & (rng.uniform(0, 1, n) < truth.cold_prob)
+        pen = truth.cold_penalty_ms * np.exp(rng.normal(0, truth.cold_sigma, n))
+        total = exe + net + np.where(cold, pen, 0.0)
+        frames.append(pd.DataFrame({
+            "run_id": run_id, "platform": p, "workload_type": w, "target_payload_size_kb": size,
+            "load_pattern": pattern_name, "time_window": "early_morning", "pair_id": None,
+            "sent_at": t_start + pd.to_timedelta(i * gap_s + t, unit="s"),
+            "total_ms": np.round(total), "execution_time_ms": exe,
+            "cold_start": pd.array(np.where(p == "lambda", cold, pd.NA), dtype="boolean"),
+            "ok": True, "error": None, "http_status": 200, "scheduled_rate_rps": np.nan}))
+    df = pd.concat(frames, ignore_index=True)
+    for c in ("run_id", "platform", "workload_type", "load_pattern", "time_window"):
+        df[c] = df[c].astype("category")
+    return df
+
+
+def model_logs(params: Params, sessions: Mapping[str, tuple[str, LoadPattern]], seed: int,
+               start: str = "2025-11-22T19:00:00Z", gap_s: float = 3 * 3600.0) -> pd.DataFrame:
+    """Legacy-design logs made by the platform model itself (`simulate.replay`): one platform per
+    arrival, platform x workload scenarios and payload sizes uniform, each session its load
+    pattern's Artillery schedule, sessions `gap_s` apart; returned as ingest would (tz-aware
+    sent_at, `ok`, categories). For checking that the calibration recovers the model's parameters
+    and that the validation passes where it must."""
+    rng = np.random.default_rng(seed)
+    base = pd.Timestamp(start)
+    frames, t_start = [], 0.0
+    names = list(params.workloads)
+    for run_id, (pattern, lp) in sessions.items():
+        off = np.concatenate([phase_offsets(p.duration_s, p.arrival_rate_rps, p.ramp_to_rps) for p in lp.phases])
+        cell = rng.integers(0, 2 * len(names), len(off))
+        work = np.array(names, dtype=object)[cell // 2]
+        size = np.array([rng.choice(np.asarray(params.workloads[w].payload_sizes_kb, dtype=float)) for w in work])
+        frames.append(pd.DataFrame({"t_s": t_start + off, "platform": np.where(cell % 2 == 0, "lambda", "ecs"),
+                                    "workload_type": work, "payload_size_kb": size, "time_window": "early_morning",
+                                    "load_pattern": pattern, "run_id": run_id,
+                                    "sent_at": base + pd.to_timedelta(t_start + off, unit="s")}))
+        t_start += lp.duration_s + gap_s
+    out = replay(params, pd.concat(frames, ignore_index=True), seed=seed)
+    out["sent_at"] = pd.to_datetime(out["sent_at"], utc=True, format="ISO8601")
+    out["ok"] = out["error"].isna()
+    out["cold_start"] = out["cold_start"].astype("boolean")
+    for c in ("run_id", "platform", "workload_type", "load_pattern", "time_window"):
+        out[c] = out[c].astype("category")
+    return out

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from hybridopt import calibration as cal
+from hybridopt import testing
 from hybridopt.params import LoadPattern
 
 LOW = LoadPattern(code=0, phases=[{"name": "steady", "duration_s": 900, "arrival_rate_rps": 5}])
 RAMP = LoadPattern(code=1, phases=[{"name": "ramp", "duration_s": 900, "arrival_rate_rps": 5, "ramp_to_rps": 25}])
 PATTERNS = {"low_load": LOW, "ramp_load": RAMP}
 
-TRUTH = cal.SyntheticTruth(
+TRUTH = testing.SyntheticTruth(
     service={("lightweight_api", "lambda"): (100.0, 0.0), ("lightweight_api", "ecs"): (110.0, 0.0),
              ("thumbnail_processing", "lambda"): (300.0, 40.0), ("thumbnail_processing", "ecs"): (650.0, 800.0),
              ("medium_processing", "lambda"): (1150.0, 20.0), ("medium_processing", "ecs"): (900.0, 300.0)},
@@ -30,7 +31,7 @@ OPTS = cal.FitOptions(max_queue_utilisation=10.0, bootstrap_resamples=500)
 
 @pytest.fixture(scope="module")
 def synthetic() -> pd.DataFrame:
-    return cal.synthetic_logs(TRUTH, {"low": ("low_load", LOW), "ramp": ("ramp_load", RAMP)}, seed=7)
+    return testing.synthetic_logs(TRUTH, {"low": ("low_load", LOW), "ramp": ("ramp_load", RAMP)}, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +85,10 @@ def test_recovers_cold_start_penalty(fitted: cal.Calibration, synthetic: pd.Data
 
 def test_a_different_truth_gives_a_different_fit() -> None:
     """The estimators follow the data (no constant can pass the recovery tests)."""
-    other = cal.SyntheticTruth(**{**TRUTH.__dict__,
-                                  "service": {k: (2 * a, b) for k, (a, b) in TRUTH.service.items()},
-                                  "inflation_k_per_rps": {"lambda": 0.0, "ecs": 0.08}})
-    df = cal.synthetic_logs(other, {"low": ("low_load", LOW), "ramp": ("ramp_load", RAMP)}, seed=3)
+    other = testing.SyntheticTruth(**{**TRUTH.__dict__,
+                                      "service": {k: (2 * a, b) for k, (a, b) in TRUTH.service.items()},
+                                      "inflation_k_per_rps": {"lambda": 0.0, "ecs": 0.08}})
+    df = testing.synthetic_logs(other, {"low": ("low_load", LOW), "ramp": ("ramp_load", RAMP)}, seed=3)
     f = cal.calibrate(df, PATTERNS, OPTS)
     assert f.service["lightweight_api"]["lambda"].intercept_ms == pytest.approx(200 * np.exp(-0.005), rel=0.03)
     assert abs(f.inflation["lambda"].k_per_rps) < 0.01
@@ -144,8 +145,21 @@ def test_linear_fit_drops_an_insignificant_slope() -> None:
     assert f2.slope_ms_per_mb == pytest.approx(50000, rel=0.05)
 
 
+def test_the_package_re_exports_its_modules_public_names() -> None:
+    from hybridopt.calibration import client, context, empirical, fit, handlers, options, presets, testbed_yaml
+
+    modules = (client, context, empirical, fit, handlers, options, presets, testbed_yaml)
+    for name in cal.__all__:
+        home = [m for m in modules if name in vars(m)]
+        assert home and getattr(cal, name) is getattr(home[0], name), name
+    # every public function and class a module defines is re-exported
+    defined = {n for m in modules for n, v in vars(m).items()
+               if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == m.__name__}
+    assert defined - set(cal.__all__) == set()
+
+
 def test_calibrate_refuses_a_frame_without_timings() -> None:
-    df = cal.synthetic_logs(TRUTH, {"low": ("low_load", LOW)}, seed=1)
+    df = testing.synthetic_logs(TRUTH, {"low": ("low_load", LOW)}, seed=1)
     df["execution_time_ms"] = np.nan
     with pytest.raises(ValueError, match="no successful rows"):
         cal.calibrate(df, PATTERNS, OPTS)
@@ -182,7 +196,7 @@ def model_round_trip(request):
     params = load_params("thesis-2025-11", overrides=overrides)
     low = LoadPattern(code=0, phases=[{"name": "steady", "duration_s": 900, "arrival_rate_rps": 5}])
     ramp = LoadPattern(code=1, phases=[{"name": "ramp", "duration_s": 900, "arrival_rate_rps": 5, "ramp_to_rps": 25}])
-    df = cal.model_logs(params, {"low": ("low_load", low), "ramp": ("ramp_load", ramp)}, seed=5)
+    df = testing.model_logs(params, {"low": ("low_load", low), "ramp": ("ramp_load", ramp)}, seed=5)
     fit = cal.calibrate(df, {"low_load": low, "ramp_load": ramp}, cal.FitOptions(bootstrap_resamples=300),
                         testbed=params.testbed, workloads=params.workloads)
     return truth, params, fit
@@ -286,7 +300,7 @@ def test_queued_body_and_the_ecs_handler_time_from_requests_that_waited() -> Non
     low = LoadPattern(code=0, phases=[{"name": "steady", "duration_s": 600, "arrival_rate_rps": 5}])
     busy = LoadPattern(code=2, phases=[{"name": "steady", "duration_s": 900, "arrival_rate_rps": 17}])
     pats = {"low_load": low, "medium_load": busy}
-    df = cal.model_logs(params, {"a": ("low_load", low), "b": ("medium_load", busy)}, seed=3)
+    df = testing.model_logs(params, {"a": ("low_load", low), "b": ("medium_load", busy)}, seed=3)
     fit = cal.calibrate(df, pats, cal.FitOptions(bootstrap_resamples=200), testbed=params.testbed,
                         workloads=params.workloads)
     q = fit.model.queued_body

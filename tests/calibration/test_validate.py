@@ -1,15 +1,16 @@
-"""Validation logic on crafted tables, the replay schedule of a real session, and a leave-one-session-out
-run on logs the platform model produced itself."""
+"""Validation logic on crafted tables, the replay schedule of a real session, a leave-one-session-out
+run on logs the platform model produced itself, and a profile's cached validation result."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from hybridopt import calibration as cal
+from hybridopt import testing
 from hybridopt.calibration import validate as v
 from hybridopt.emulation.simulate import phase_offsets
 from hybridopt.params import load_params
+from hybridopt.report import calibration as report
 
 OPTS = v.ValidationOptions(min_cell_rows=20, min_faster_rows=10)
 
@@ -144,11 +145,11 @@ def test_leave_one_session_out_on_model_made_logs_passes_where_the_client_is_sta
     med = params.load_patterns["medium_load"].model_copy(update={"phases": [
         params.load_patterns["medium_load"].phases[0].model_copy(update={"duration_s": 600.0, "arrival_rate_rps": 8.0})]})
     params = params.model_copy(update={"load_patterns": {**params.load_patterns, "low_load": low, "medium_load": med}})
-    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_medium": ("medium_load", med)}, seed=9)
+    df = testing.model_logs(params, {"a_low": ("low_load", low), "b_medium": ("medium_load", med)}, seed=9)
     res = v.validate(df, params, v.ValidationOptions(seed=1), in_sample=False)
     assert len(res["folds"]) == 2
     t = res["out_of_sample"]["thresholds"]
-    assert t["latency_median"]["share"] >= 0.85, v.cells_frame(res["out_of_sample"]).to_string()
+    assert t["latency_median"]["share"] >= 0.85, report.cells_frame(res["out_of_sample"]).to_string()
     assert t["faster_platform"]["pass"] and t["cold_start_rate"]["pass"]
 
 
@@ -188,8 +189,8 @@ def test_inflation_form_comparison_prefers_the_form_that_made_the_logs() -> None
 
     low, ramp, med = short("low_load"), short("ramp_load"), short("medium_load")
     params = params.model_copy(update={"load_patterns": {**lp, "low_load": low, "ramp_load": ramp, "medium_load": med}})
-    df = cal.model_logs(params, {"a_low": ("low_load", low), "b_ramp": ("ramp_load", ramp),
-                                 "c_medium": ("medium_load", med)}, seed=4)
+    df = testing.model_logs(params, {"a_low": ("low_load", low), "b_ramp": ("ramp_load", ramp),
+                                     "c_medium": ("medium_load", med)}, seed=4)
     res = v.compare_inflation_forms(df, params, forms=("additive", "round_trip"), opts=v.ValidationOptions(seed=1))
     rt, add = res["round_trip"]["out_of_sample"], res["additive"]["out_of_sample"]
     print({f: (r["out_of_sample"]["median_abs_log_err_mean"], r["out_of_sample"]["p95_abs_log_err_mean"], r["folds"])
@@ -199,13 +200,9 @@ def test_inflation_form_comparison_prefers_the_form_that_made_the_logs() -> None
     assert res["round_trip"]["folds"]["c_medium"]["inflation_ms_per_rps"] == pytest.approx(truth_ms, rel=0.3)
 
 
-def test_simulator_summary_counts_per_window_and_platform() -> None:
-    df = _cat(_rows("r1", "w", "lambda", np.full(10, 100.0), cold=3), _rows("r1", "w", "ecs", np.full(5, 200.0)))
-    df["time_window"] = "midday"
-    df.loc[0, "error"] = "timeout"
-    s = v.simulator_summary(df).set_index("platform")
-    assert s.loc["lambda", "lines"] == 10 and s.loc["lambda", "errors"] == 1 and s.loc["lambda", "cold_starts"] == 3
-    assert s.loc["ecs", "median_ms"] == 200.0 and s.loc["ecs", "cold_starts"] == 0
+def test_validation_result_needs_real_logs() -> None:
+    with pytest.raises(ValueError, match="source 'simulator'.*needs real logs"):
+        v.validation_result(load_params("smoke"))
 
 
 SHARED = __import__("hybridopt.paths", fromlist=["x"]).shared_dir() / "data" / "thesis-aws-2025-11"
@@ -236,22 +233,41 @@ def test_validate_testbed_cli_on_the_real_logs(tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.needs_shared_data
-def test_report_section_on_two_real_sessions_is_cached(tmp_path) -> None:
-    """01_collect's section for a profile with real logs: tables, figure, reuse unless forced."""
+def test_validation_result_on_two_real_sessions_is_cached(tmp_path) -> None:
+    """A profile with real logs: calibration and validation written once, read back while the input and
+    the params are unchanged, computed again when forced or when the params change; 01_collect's section
+    shows it (tables and a closed figure)."""
     import shutil
+
+    import matplotlib.pyplot as plt
 
     src = SHARED / "variance-experiment"
     data = tmp_path / "logs"
     for run in ("early_morning_low_load", "midday_medium_load"):
         shutil.copytree(src / run, data / run)
     params = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)}})
-    s = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
+    out = tmp_path / "out"
+    first = v.validation_result(params, out_dir=out, in_sample=False)
+    assert not first.reused and first.out_dir == out
+    assert first.validation["params_hash"] == params.hash and first.validation["data"]["lines"] > 0
+    assert [f["held_out_session"] for f in first.validation["folds"]] == ["early_morning_low_load",
+                                                                         "midday_medium_load"]
+    assert first.calibration["model"]["client"]["rtt_ms"] > 0
+    stamp = (out / v.VALIDATION_FILE).stat().st_mtime_ns
+    again = v.validation_result(params, out_dir=out, in_sample=False)
+    assert again.reused and (out / v.VALIDATION_FILE).stat().st_mtime_ns == stamp
+    assert again.validation == first.validation and again.calibration == first.calibration
+
+    s = report.report_section(params, out_dir=out, in_sample=False)      # reuses the files above
+    assert (out / v.VALIDATION_FILE).stat().st_mtime_ns == stamp
     assert s.kind == "real-logs" and "leave-one-session-out" in s.text
     assert set(s.tables) >= {"thresholds", "cells_out_of_sample", "calibration_service", "model_client", "folds"}
-    assert len(s.tables["folds"]) == 2 and s.figure.exists()
-    stamp = (tmp_path / "out" / "validation.json").stat().st_mtime_ns
-    again = v.report_section(params, out_dir=tmp_path / "out", in_sample=False)
-    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns == stamp
-    assert again.tables["thresholds"].equals(s.tables["thresholds"])
-    v.report_section(params, force=True, out_dir=tmp_path / "out", in_sample=False)
-    assert (tmp_path / "out" / "validation.json").stat().st_mtime_ns != stamp
+    assert len(s.tables["folds"]) == 2 and s.tables["thresholds"].equals(report.thresholds_frame(first.validation))
+    assert isinstance(s.figure, plt.Figure) and not plt.fignum_exists(s.figure.number)
+
+    assert not v.validation_result(params, force=True, out_dir=out, in_sample=False).reused
+    assert (out / v.VALIDATION_FILE).stat().st_mtime_ns != stamp
+    other = load_params("thesis-2025-11", overrides={"data": {"legacy_dir": str(data)},
+                                                     "testbed": {"service_preset": "measured"}})
+    assert other.hash != params.hash
+    assert not v.validation_result(other, out_dir=out, in_sample=False).reused

@@ -4,6 +4,7 @@ policy bill of routed pairs."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def test_hand_computed_bill_of_a_tiny_log(tmp_path, params) -> None:
     assert b.requests == 6 and b.requests_by_platform == {"lambda": 4, "ecs": 2}
     assert math.isclose(b.avg_usd_per_1k_requests, total / 6 * 1000, rel_tol=1e-12)
     assert b.capacity_basis == "deployed_count" and any("deployed_count" in n for n in b.notes)
+    d = json.loads(json.dumps(b.to_dict()))                    # what decisions.json would hold
+    assert math.isclose(d["usd_by_item"]["alb_hours"], 2 * ALB_H) and len(d["lines"]) == len(expected)
     hours = {h["hour_start"][:16]: h for h in b.alb_hourly}
     assert hours["2025-11-23 10:00"]["binding"] == "new_connections"
     assert hours["2025-11-23 11:00"]["binding"] == "processed_bytes"

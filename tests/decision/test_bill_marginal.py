@@ -40,7 +40,7 @@ def test_tables_are_the_medians_of_successful_attempts(smoke) -> None:
         assert math.isclose(m.ecs_task_usd_per_s[w], price_s)
     # the heavy workload's 8 and 10 MB never succeed on Lambda (413): no table point there
     assert [k for k, _ in m.lambda_billed_ms["heavy_processing"]] == [3072.0, 5120.0]
-    assert m.ecs_autoscaling is False and m.gateway == "rest" and m.alb_usd_per_gb == 0.008
+    assert not any(m.ecs_autoscaling.values()) and m.ecs_slots_per_task == 2 and m.gateway == "rest" and m.alb_usd_per_gb == 0.008
     assert MarginalCost.from_dict(m.to_dict()) == m
 
 
@@ -60,7 +60,8 @@ def test_autoscaling_and_http_api_follow_params(smoke) -> None:
                                         "testbed": {"fargate": {"autoscaling": {"enabled": {"value": True}}}},
                                         "workloads": {"medium_processing": {"fargate": {"max_tasks": 3}}}})
     m = fit_marginal(reqs, p)
-    assert m.ecs_autoscaling is True and m.gateway == "http"
+    assert m.ecs_autoscaling == {"lightweight_api": False, "thumbnail_processing": False, "medium_processing": True,
+                                 "heavy_processing": False} and m.gateway == "http"
     assert m.gateway_request_usd == p.prices.api_gateway_http_request_usd.value
 
 

@@ -68,7 +68,8 @@ def marginal(autoscaling: bool) -> MarginalCost:
                         gateway="rest", lambda_memory_mb={"api": 128.0},
                         lambda_billed_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, alb_usd_per_gb=0.008,
                         ecs_task_usd_per_s={"api": 0.01234 / 3600}, ecs_capacity={"api": 2},
-                        ecs_service_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, ecs_autoscaling=autoscaling)
+                        ecs_service_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, ecs_autoscaling={"api": autoscaling},
+                        ecs_slots_per_task=2)
 
 
 def test_marginal_cost_of_one_request() -> None:
@@ -78,6 +79,7 @@ def test_marginal_cost_of_one_request() -> None:
     below = m.ecs_usd("api", 1024.0, workload_in_flight_ecs=1)
     assert math.isclose(below, 1 / 1024 * 0.008)                     # 1 MB through the ALB only
     above = m.ecs_usd("api", 1024.0, workload_in_flight_ecs=2)
-    assert above > below                                               # the autoscaler buys capacity
+    # the autoscaler buys capacity: half a task (one of its two slots) for the 200 ms of service
+    assert math.isclose(above - below, 0.01234 / 3600 * 0.200 / 2)
     assert marginal(autoscaling=False).ecs_usd("api", 1024.0, 5) == below
     assert MarginalCost.from_dict(m.to_dict()) == m

@@ -120,6 +120,34 @@ def test_cli_writes_the_profile(tmp_path) -> None:
     assert "4,000 lines" in r.stdout
 
 
+def test_simulate_profile_writes_the_logs_and_their_manifest(tmp_path, smoke, result) -> None:
+    res, manifest = simulate.simulate_profile(smoke, seed=11, out_dir=tmp_path)
+    pd.testing.assert_frame_equal(res.rows, result.rows)                # the same simulation as simulate()
+    assert json.loads((tmp_path / simulate.MANIFEST).read_text()) == manifest
+    assert manifest["params_hash"] == smoke.hash and manifest["seed"] == 11 and manifest["source"] == "simulator"
+    assert manifest["lines"] == len(res.rows) == 4000
+    assert manifest["files"] == {p.name: len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")}
+
+
+def test_ensure_simulated_reuses_the_logs_of_the_same_params(tmp_path) -> None:
+    params = load_params("smoke", overrides={"data": {"raw_dir": str(tmp_path / "raw")}})
+    first = simulate.ensure_simulated(params)
+    assert first["ran"] and first["manifest"]["lines"] == 4000 and first["manifest"]["seed"] == simulate.DEFAULT_SEED
+    assert first["status"] == f"simulated 4,000 lines into {tmp_path / 'raw'}"
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "raw").iterdir()}
+    again = simulate.ensure_simulated(params)
+    assert not again["ran"] and "already in" in again["status"] and again["manifest"] == first["manifest"]
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "raw").iterdir()} == stamps
+    forced = simulate.ensure_simulated(params, force=True, seed=5)
+    assert forced["ran"] and forced["manifest"]["seed"] == 5
+    assert (tmp_path / "raw" / simulate.MANIFEST).stat().st_mtime_ns != stamps[simulate.MANIFEST]
+    changed = load_params("smoke", overrides={"data": {"raw_dir": str(tmp_path / "raw")},
+                                              "testbed": {"client_preset": "same_region"}})
+    assert changed.hash != params.hash and simulate.ensure_simulated(changed)["ran"]
+    other = simulate.ensure_simulated(load_params("quick"))
+    assert other == {"status": "source testbed: nothing to simulate", "ran": False}
+
+
 def test_replay_of_an_arrival_table(smoke) -> None:
     arrivals = pd.DataFrame({
         "t_s": [10.0, 0.0, 5.0], "platform": ["ecs", "lambda", "both"],

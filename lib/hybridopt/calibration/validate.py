@@ -1,7 +1,7 @@
 """Validation of the platform model against real runs it was not fitted on.
 
 For every real session (one generator run; the legacy clock bug split one ramp run into two run
-folders, `calibrate.sessions` joins them) the model is calibrated on the OTHER sessions only
+folders, `context.sessions` joins them) the model is calibrated on the OTHER sessions only
 (leave-one-session-out), then that session is replayed on the model (`simulate.replay`) with its own
 schedule (the load pattern's Artillery arrivals from the session's first logged request to its last)
 and payload mix (each arrival picks one of the platform x workload scenarios and a payload size
@@ -20,27 +20,44 @@ An in-sample replay (fitted on every session, each replayed with its own fitted 
 beside it as a diagnostic of the model's structure; the pass/fail of record is the out-of-sample one.
 `compare_inflation_forms` runs the whole validation once per form of the measurement setup's inflation
 (params.ClientInflation.form): the held-out errors are the evidence for the form in params/testbed.yaml.
+`validation_result(params)` is that validation for a profile's real logs with the full calibration beside
+it, kept as JSON under reports/<profile>/validate-testbed/ and reused while the input hash and the params
+hash are unchanged. Tables and figures of it are in `hybridopt.report.calibration`.
 Nothing here looks at any ML result.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hybridopt import calibration as cal
+from hybridopt.calibration.client import INFLATION_FORMS
+from hybridopt.calibration.context import add_context
+from hybridopt.calibration.fit import Calibration, calibrate
+from hybridopt.calibration.options import FitOptions
+from hybridopt.calibration.presets import testbed_overrides, with_presets
 from hybridopt.data.contract import PLATFORMS
+from hybridopt.data.ingest import ingest
 from hybridopt.emulation.simulate import phase_offsets, replay
 from hybridopt.params import Params
+
+#: Where a profile's cached validation lives (under its reports_dir) and its two files.
+VALIDATION_DIR = "validate-testbed"
+VALIDATION_FILE = "validation.json"
+CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass(frozen=True)
 class ValidationOptions:
+    """The thresholds of the validation (see the module docstring) and the replay seed."""
     tolerance: float = 0.25                # |sim / real - 1| allowed for median and p95
     faster_agreement_min: float = 0.8
     cold_orders: float = 1.0               # |log10(sim / real)| allowed for cold-start rates
@@ -205,16 +222,16 @@ def thresholds(cells: list[dict[str, Any]], faster: list[dict[str, Any]], cold: 
 
 
 # ------------------------------------------------------------------------------------------ folds
-def _fit_params(params: Params, df: pd.DataFrame, runs: list[str], fit_opts: cal.FitOptions, provenance: str,
-                rtt_ms: float | None = None) -> tuple[Params, cal.Calibration]:
-    c = cal.calibrate(df, params.load_patterns, fit_opts, runs=runs, testbed=params.testbed, workloads=params.workloads)
+def _fit_params(params: Params, df: pd.DataFrame, runs: list[str], fit_opts: FitOptions, provenance: str,
+                rtt_ms: float | None = None) -> tuple[Params, Calibration]:
+    c = calibrate(df, params.load_patterns, fit_opts, runs=runs, testbed=params.testbed, workloads=params.workloads)
     if c.model is None:
         raise ValueError("calibration produced no model fit")
-    ov = cal.testbed_overrides(c.model, params.testbed, provenance, rtt_ms=rtt_ms)
-    return cal.with_presets(params, ov), c
+    ov = testbed_overrides(c.model, params.testbed, provenance, rtt_ms=rtt_ms)
+    return with_presets(params, ov), c
 
 
-def _fold_summary(c: cal.Calibration) -> dict[str, Any]:
+def _fold_summary(c: Calibration) -> dict[str, Any]:
     m = c.model
     assert m is not None
     cl = m.client
@@ -229,9 +246,9 @@ def _fold_summary(c: cal.Calibration) -> dict[str, Any]:
 
 
 def validate(df: pd.DataFrame, params: Params, opts: ValidationOptions = ValidationOptions(),
-             fit_opts: cal.FitOptions = cal.FitOptions(), in_sample: bool = True) -> dict[str, Any]:
+             fit_opts: FitOptions = FitOptions(), in_sample: bool = True) -> dict[str, Any]:
     """Leave-one-session-out validation (and the in-sample diagnostic) of the calibrated model."""
-    ctx = cal.add_context(df, params.load_patterns, fit_opts)
+    ctx = add_context(df, params.load_patterns, fit_opts)
     sessions = ctx.groupby("session", observed=True)["run_id"].agg(lambda s: sorted(set(map(str, s)))).to_dict()
     known = ctx[ctx["platform"].isin(PLATFORMS)]
     folds, sims = [], []
@@ -261,7 +278,7 @@ def validate(df: pd.DataFrame, params: Params, opts: ValidationOptions = Validat
             rtt = c_all.model.client.rtt_ms_by_session.get(sess)
             p_s = p_all
             if rtt is not None:
-                p_s = cal.with_presets(params, cal.testbed_overrides(
+                p_s = with_presets(params, testbed_overrides(
                     c_all.model, params.testbed, "in-sample diagnostic", rtt_ms=rtt))
             real = known[known["run_id"].astype(str).isin(runs)]
             sims_in.append(replay(p_s, session_arrivals(real, params, opts.seed + i), seed=opts.seed + i))
@@ -287,9 +304,9 @@ def log_errors(part: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, ...] = cal.INFLATION_FORMS,
+def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, ...] = INFLATION_FORMS,
                             opts: ValidationOptions = ValidationOptions(),
-                            fit_opts: cal.FitOptions = cal.FitOptions()) -> dict[str, Any]:
+                            fit_opts: FitOptions = FitOptions()) -> dict[str, Any]:
     """The validation once per form of the measurement setup's inflation (the base client preset's
     params.ClientInflation.form replaced; every fold refits it): per form the thresholds, the log errors
     out of sample (held-out sessions: the evidence for choosing a form) and in sample, and the fitted
@@ -298,7 +315,7 @@ def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, 
     for form in forms:
         tb = params.testbed
         over = {"testbed": {"clients": {tb.client_preset: {"inflation": {"form": {"value": form}}}}}}
-        p = cal.with_presets(params, over)
+        p = with_presets(params, over)
         res = validate(df, p, opts, fit_opts)
         out[form] = {
             "out_of_sample": {"thresholds": res["out_of_sample"]["thresholds"] if res["out_of_sample"] else None,
@@ -311,173 +328,37 @@ def compare_inflation_forms(df: pd.DataFrame, params: Params, forms: tuple[str, 
     return out
 
 
-def cells_frame(part: Mapping[str, Any]) -> pd.DataFrame:
-    """The (run, workload, platform) cells of one comparison as a table."""
-    cols = ["run_id", "workload_type", "platform", "n_real", "n_sim", "median_real_ms", "median_sim_ms",
-            "median_rel_err", "pass_median", "p95_real_ms", "p95_sim_ms", "p95_rel_err", "pass_p95"]
-    return pd.DataFrame(part["cells"])[cols]
+# ------------------------------------------------------------------------------- a profile's result
+@dataclass(frozen=True)
+class ProfileValidation:
+    """`validate` on a profile's real logs with the calibration on every session beside it, both as
+    the JSON data stored in `out_dir`."""
+    validation: dict[str, Any]             # validate(...) + "data" (the ingest summary) + "params_hash"
+    calibration: dict[str, Any]            # Calibration.as_dict() of the fit on every session
+    out_dir: Path
+    reused: bool                           # read back: the input hash and the params hash matched
 
 
-def thresholds_frame(result: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per threshold: out-of-sample (of record) and in-sample (diagnostic)."""
-    rows = []
-    for label, key in (("out of sample (leave one session out)", "out_of_sample"), ("in sample (diagnostic)", "in_sample")):
-        part = result.get(key)
-        if not part:
-            continue
-        for name, t in part["thresholds"].items():
-            if isinstance(t, dict):
-                rows.append({"comparison": label, "threshold": name, "cells": t["cells"],
-                             "passed": t.get("passed", t.get("agree")), "share": t["share"], "pass": t["pass"],
-                             "rule": t["rule"]})
-    return pd.DataFrame(rows)
-
-
-def figure(result: Mapping[str, Any], path: Any) -> None:
-    """Simulated vs real median and p95 per cell (log-log, the 25 % band shaded), one panel per
-    comparison and statistic."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    parts = [(k, result[k]) for k in ("out_of_sample", "in_sample") if result.get(k)]
-    fig, axes = plt.subplots(len(parts), 2, figsize=(11, 5 * len(parts)), squeeze=False)
-    tol = result["options"]["tolerance"]
-    for row, (key, part) in enumerate(parts):
-        cells = pd.DataFrame(part["cells"])
-        cells = cells[cells["judged"]]
-        for col, stat in enumerate(("median", "p95")):
-            ax = axes[row][col]
-            d = cells.dropna(subset=[f"{stat}_real_ms", f"{stat}_sim_ms"])
-            sns.scatterplot(data=d, x=f"{stat}_real_ms", y=f"{stat}_sim_ms", hue="platform", style="workload_type",
-                            s=70, ax=ax)
-            lo = max(50.0, float(np.nanmin(d[[f"{stat}_real_ms", f"{stat}_sim_ms"]].to_numpy())) * 0.7) if len(d) else 100
-            hi = float(np.nanmax(d[[f"{stat}_real_ms", f"{stat}_sim_ms"]].to_numpy())) * 1.4 if len(d) else 20000
-            xs = np.array([lo, hi])
-            ax.plot(xs, xs, color="black", lw=1)
-            ax.fill_between(xs, xs * (1 - tol), xs * (1 + tol), color="grey", alpha=0.2, label=f"±{tol:.0%}")
-            ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=f"real {stat} total_ms",
-                   ylabel=f"model {stat} total_ms")
-            t = part["thresholds"][f"latency_{stat}"]
-            ax.set_title(f"{'out of sample' if key == 'out_of_sample' else 'in sample'}: {stat} "
-                         f"({t['passed']}/{t['cells']} cells within {tol:.0%})")
-            ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------- report section
-@dataclass
-class ReportSection:
-    """What 01_collect shows about the platform model for a profile: for profiles with real logs the
-    calibration and validation tables (and the figure); for simulated profiles the simulator's
-    summary per window and platform."""
-    kind: str                              # "real-logs" | "simulator" | "none"
-    text: str
-    tables: dict[str, pd.DataFrame]
-    figure: Any = None                     # path of a PNG, or None
-    result: dict[str, Any] | None = None
-
-
-def simulator_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (run, platform): lines, errors by kind, cold starts, median and p95 total_ms of successes."""
-    d = df.assign(ok_ms=df["total_ms"].where(df["error"].isna()))
-    g = d.groupby(["time_window", "platform"], observed=True, sort=False)
-    out = g.agg(lines=("total_ms", "size"), errors=("error", lambda s: int(s.notna().sum())),
-                cold_starts=("cold_start", lambda s: int(s.fillna(False).astype(bool).sum())),
-                median_ms=("ok_ms", "median"), p95_ms=("ok_ms", lambda s: s.quantile(0.95)))
-    return out.reset_index()
-
-
-def report_section(params: Params, force: bool = False, out_dir: Any = None, in_sample: bool = True) -> ReportSection:
-    """Build (or reuse, unless `force`) the platform-model section of the collection report (files
-    under reports/<profile>/validate-testbed/, reused while the input hash and params hash match)."""
-    import json
-    from pathlib import Path
-
-    from hybridopt.data.ingest import ingest
-
-    if params.source == "legacy":
-        out = Path(out_dir) if out_dir else params.path("reports_dir") / "validate-testbed"
-        out.mkdir(parents=True, exist_ok=True)
-        result = ingest(params)
-        vpath, cpath, fig = out / "validation.json", out / "calibration.json", out / "validation.png"
-        cached = None
-        if not force and vpath.exists() and cpath.exists() and fig.exists():
-            cached = json.loads(vpath.read_text())
-            if cached.get("data", {}).get("input_hash") != result.input_hash or cached.get("params_hash") != params.hash:
-                cached = None
-        if cached is None:
-            fit = cal.calibrate(result.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
-            cpath.write_text(json.dumps(fit.as_dict(), indent=1))
-            cached = validate(result.requests, params, in_sample=in_sample)
-            cached["data"] = {**result.summary(), "data_dir": str(result.data_dir)}
-            cached["params_hash"] = params.hash
-            vpath.write_text(json.dumps(cached, indent=1, default=str))
-            figure(cached, fig)
-        fit_d = json.loads(cpath.read_text())
-        tables = {"thresholds": thresholds_frame(cached),
-                  "cells_out_of_sample": cells_frame(cached["out_of_sample"]) if cached.get("out_of_sample") else pd.DataFrame(),
-                  "calibration_service": _fit_table(fit_d, "service"),
-                  "calibration_network": _fit_table(fit_d, "network"),
-                  "model_client": pd.DataFrame([{k: v for k, v in fit_d["model"]["client"].items() if k != "bins"}]),
-                  "folds": pd.DataFrame([{"held_out": f["held_out_session"], "fitted_on": ", ".join(f["fitted_on"]),
-                                          "rtt_ms": f["fit"]["rtt_ms"], "upload_mbps": f["fit"]["upload_mbps"],
-                                          "inflation_ms_per_rps": f["fit"]["inflation_ms_per_rps"]}
-                                         for f in cached["folds"]])}
-        text = (f"{cached['method']}. Out of sample: "
-                + ", ".join(f"{k} {'PASS' if v['pass'] else 'FAIL'}" for k, v in cached["out_of_sample"]["thresholds"].items()
-                            if isinstance(v, dict))
-                if cached.get("out_of_sample") else cached["method"])
-        return ReportSection("real-logs", text, tables, fig, cached)
-    if params.source == "simulator":
-        raw = params.path("raw_dir")
-        if not raw.is_dir() or not any(raw.glob("*.jsonl")):
-            return ReportSection("simulator", f"no simulated logs under {raw} yet (python -m hybridopt simulate "
-                                              f"--profile {params.profile})", {})
-        df = ingest(params, raw).requests
-        tb = params.testbed
-        summary = simulator_summary(df)
-        order = {w: tw.code for w, tw in params.time_windows.items()}
-        summary = summary.sort_values(["time_window", "platform"],
-                                      key=lambda c: c.astype(str).map(order) if c.name == "time_window" else c.astype(str))
-        return ReportSection("simulator", f"{len(df):,} simulated lines; client preset {tb.client_preset}, "
-                                          f"service preset {tb.service_preset}",
-                             {"simulator_summary": summary.reset_index(drop=True)})
-    return ReportSection("none", f"profile {params.profile} has source {params.source}: no platform-model section", {})
-
-
-def _fit_table(fit_d: Mapping[str, Any], part: str) -> pd.DataFrame:
-    rows = []
-    for w, by_p in fit_d.get(part, {}).items():
-        for p, f in by_p.items():
-            rows.append({"workload": w, "platform": p, "intercept_ms": f["intercept_ms"], "se_ms": f["intercept_se_ms"],
-                         "slope_ms_per_mb": f["slope_ms_per_mb"], "slope_se": f["slope_se_ms_per_mb"],
-                         "sigma_log": f["sigma_log"], "n": f["n"], "selection": f.get("selection", "")})
-    return pd.DataFrame(rows)
-
-
-def ensure_simulated(params: Params, force: bool = False, seed: int = 42) -> dict[str, Any]:
-    """For a profile whose source is `simulator`: its logs, generated with `python -m hybridopt
-    simulate` (the simulator's own command, seed 42 as its default) unless raw_dir already holds a
-    simulation of the same params (manifest params_hash); other sources: nothing to do."""
-    import json
-
-    from hybridopt import cli
-
-    if params.source != "simulator":
-        return {"status": f"source {params.source}: nothing to simulate", "ran": False}
-    raw = params.path("raw_dir")
-    mpath = raw / "manifest.json"
-    if not force and mpath.exists():
-        m = json.loads(mpath.read_text())
-        if m.get("params_hash") == params.hash:
-            return {"status": f"simulated logs already in {raw} ({m.get('lines', 0):,} lines, seed {m.get('seed')}); "
-                              "force=True regenerates them", "ran": False, "manifest": m}
-    rc = cli.main(["simulate", "--profile", params.profile, "--seed", str(seed)])
-    if rc != 0:
-        raise RuntimeError(f"python -m hybridopt simulate --profile {params.profile} exited with {rc}")
-    m = json.loads(mpath.read_text())
-    return {"status": f"simulated {m.get('lines', 0):,} lines into {raw}", "ran": True, "manifest": m}
+def validation_result(params: Params, force: bool = False, out_dir: str | os.PathLike[str] | None = None,
+                      in_sample: bool = True) -> ProfileValidation:
+    """Calibrate and validate the profile's real logs (its source must be `legacy`), writing
+    calibration.json and validation.json into `out_dir` (default reports/<profile>/validate-testbed/);
+    what is there already is reused, unless `force`, while its input hash and params hash match."""
+    if params.source != "legacy":
+        raise ValueError(f"profile {params.profile!r} has source {params.source!r}: validating the platform model "
+                         "needs real logs (source 'legacy')")
+    out = Path(out_dir) if out_dir else params.path("reports_dir") / VALIDATION_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    logs = ingest(params)
+    vpath, cpath = out / VALIDATION_FILE, out / CALIBRATION_FILE
+    if not force and vpath.exists() and cpath.exists():
+        cached = json.loads(vpath.read_text())
+        if cached.get("data", {}).get("input_hash") == logs.input_hash and cached.get("params_hash") == params.hash:
+            return ProfileValidation(cached, json.loads(cpath.read_text()), out, reused=True)
+    fit = calibrate(logs.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
+    cpath.write_text(json.dumps(fit.as_dict(), indent=1))
+    res = validate(logs.requests, params, in_sample=in_sample)
+    res["data"] = {**logs.summary(), "data_dir": str(logs.data_dir)}
+    res["params_hash"] = params.hash
+    vpath.write_text(json.dumps(res, indent=1, default=str))
+    return ProfileValidation(json.loads(vpath.read_text()), json.loads(cpath.read_text()), out, reused=False)

@@ -9,8 +9,8 @@ logs and params (hybridopt.decision.objective documents how it is used).
   execution_time_ms + the CPU sample the app takes after its timed region
   (params.testbed.fargate.cpu_sample_ms).
 - `ecs_capacity[w]`: min_tasks x worker slots per task; `ecs_task_usd_per_s[w]`: the task's vCPU and
-  GB prices per second; `ecs_autoscaling`: params' autoscaling is on and some workload may scale
-  (max_tasks > min_tasks).
+  GB prices per second; `ecs_autoscaling[w]`: params' autoscaling is on and that workload's service
+  may scale (max_tasks > min_tasks); `ecs_slots_per_task`: worker slots one task holds.
 - prices: params.prices; `sources` names each one's source and how each table was made.
 """
 
@@ -87,6 +87,7 @@ def fit_marginal(requests: pd.DataFrame, params: Params) -> MarginalCost:
                             for w, wl in params.workloads.items()},
         ecs_capacity={w: wl.fargate.min_tasks * slots for w, wl in params.workloads.items()},
         ecs_service_ms=service_ms,
-        ecs_autoscaling=bool(fg.autoscaling.enabled.value)
-        and any(wl.fargate.max_tasks > wl.fargate.min_tasks for wl in params.workloads.values()),
+        ecs_autoscaling={w: bool(fg.autoscaling.enabled.value) and wl.fargate.max_tasks > wl.fargate.min_tasks
+                         for w, wl in params.workloads.items()},
+        ecs_slots_per_task=slots,
         sources=sources)

@@ -18,9 +18,10 @@ Marginal cost (`MarginalCost`): what routing ONE more request to a platform adds
   request price (REST: per request; HTTP API: per started 512 KB).
 - ECS on a provisioned service: the ALB's processed-bytes charge of its body (LCU price per GB,
   the binding LCU dimension for MB-sized bodies); below the service's worker capacity nothing
-  else (the tasks are paid whatever is sent). At or above capacity with autoscaling on, also the
-  task-seconds of its service time (the extra capacity it makes the autoscaler buy); without
-  autoscaling it only queues, which the latency and failure predictions carry.
+  else (the tasks are paid whatever is sent). At or above capacity, where that workload's service
+  may scale out, also its share of a task for its service time (task price x service seconds /
+  worker slots per task: the extra capacity it makes the autoscaler buy); a service that cannot
+  scale only queues, which the latency and failure predictions carry.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ class MarginalCost:
     ecs_task_usd_per_s: Mapping[str, float]
     ecs_capacity: Mapping[str, int]                       # worker slots of the provisioned tasks
     ecs_service_ms: Mapping[str, list[tuple[float, float]]]
-    ecs_autoscaling: bool
+    ecs_autoscaling: Mapping[str, bool]                   # per workload: its service may scale out
+    ecs_slots_per_task: int = 1                           # worker slots one task holds
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def lambda_usd(self, workload: str, payload_kb: float) -> float:
@@ -193,8 +195,9 @@ class MarginalCost:
 
     def ecs_usd(self, workload: str, payload_kb: float, workload_in_flight_ecs: float = 0.0) -> float:
         usd = payload_kb / 1024.0 / 1024.0 * self.alb_usd_per_gb
-        if self.ecs_autoscaling and workload_in_flight_ecs >= self.ecs_capacity[workload]:
-            usd += self.ecs_task_usd_per_s[workload] * _interp(list(self.ecs_service_ms[workload]), payload_kb) / 1000.0
+        if self.ecs_autoscaling.get(workload, False) and workload_in_flight_ecs >= self.ecs_capacity[workload]:
+            service_s = _interp(list(self.ecs_service_ms[workload]), payload_kb) / 1000.0
+            usd += self.ecs_task_usd_per_s[workload] * service_s / max(1, self.ecs_slots_per_task)
         return usd
 
     def usd(self, platform: str, workload: str, payload_kb: float, workload_in_flight_ecs: float = 0.0) -> float:
@@ -221,5 +224,7 @@ class MarginalCost:
                    lambda_billed_ms=table(d["lambda_billed_ms"]), alb_usd_per_gb=float(d["alb_usd_per_gb"]),
                    ecs_task_usd_per_s={str(k): float(v) for k, v in d["ecs_task_usd_per_s"].items()},
                    ecs_capacity={str(k): int(v) for k, v in d["ecs_capacity"].items()},
-                   ecs_service_ms=table(d["ecs_service_ms"]), ecs_autoscaling=bool(d["ecs_autoscaling"]),
+                   ecs_service_ms=table(d["ecs_service_ms"]),
+                   ecs_autoscaling={str(k): bool(v) for k, v in dict(d["ecs_autoscaling"]).items()},
+                   ecs_slots_per_task=int(d.get("ecs_slots_per_task", 1)),
                    sources={str(k): str(v) for k, v in dict(d.get("sources", {})).items()})

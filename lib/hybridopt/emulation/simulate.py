@@ -14,16 +14,22 @@ Workload and payload size are drawn uniformly per arrival (params.workloads[w].p
 Model time: each window starts at its local start hour (day d of the schedule: d*86400 + hour*3600), so
 the hours between windows pass on the model clock (idle environments are reclaimed, services scale in).
 `sent_at` is that time on `start_date` in params.timezone.
+
+`simulate_profile(params, seed)` writes a profile's simulated logs (contract JSONL, one file per run, and
+a manifest with the params hash and seed) into its raw_dir; `ensure_simulated(params)` does so only when
+raw_dir does not already hold a simulation of the same params.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +44,8 @@ SOURCE = "simulator"
 #: metadata): the body the load generator sends is payload + envelope.
 ENVELOPE_BYTES = 256
 DEFAULT_START_DATE = date(2025, 11, 24)   # a Monday; the real collection ran on 22-23 Nov 2025
+DEFAULT_SEED = 42
+MANIFEST = "manifest.json"                # beside the JSONL files: what made them
 #: The contract fields the simulator writes (A/B fields are not its business).
 ROW_COLUMNS = tuple(f.name for f in contract.FIELDS if f.group != "ab")
 ARRIVAL_COLUMNS = ("t_s", "platform", "workload_type", "payload_size_kb", "time_window", "load_pattern",
@@ -288,3 +296,40 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
                 cold_starts=("cold_start", lambda s: int(s.fillna(False).sum())),
                 median_ok_ms=("ok_ms", "median"), p95_ok_ms=("ok_ms", lambda s: s.quantile(0.95)))
     return out.round(1)
+
+
+# --------------------------------------------------------------------------------- a profile's logs
+def simulate_profile(params: Params, seed: int = DEFAULT_SEED, start_date: date = DEFAULT_START_DATE,
+                     out_dir: str | Path | None = None) -> tuple[SimulationResult, dict[str, Any]]:
+    """Simulate the profile's schedule and write it to `out_dir` (default: the profile's raw_dir): one
+    contract JSONL file per run, `capacity.json` (the ECS tasks it ran) and `manifest.json` (params
+    hash, seed, lines per file, presets).
+    Returns the simulation and the manifest."""
+    out = Path(out_dir) if out_dir is not None else params.path("raw_dir")
+    res = simulate(params, seed, start_date)
+    counts = write_jsonl(res.rows, out)
+    manifest = {"source": SOURCE, "profile": params.profile, "params_hash": params.hash,
+                "seed": seed, "start_date": start_date.isoformat(), "arrivals": res.arrivals,
+                "lines": sum(counts.values()), "files": {f"{k}.jsonl": v for k, v in counts.items()},
+                "client_preset": params.testbed.client_preset, "service_preset": params.testbed.service_preset,
+                "model_out_of_order": res.model.out_of_order}
+    write_capacity(res.model, params, out, start_date)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return res, manifest
+
+
+def ensure_simulated(params: Params, force: bool = False, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """For a profile whose source is `simulator`: its logs in raw_dir, made by `simulate_profile` unless
+    raw_dir already holds a simulation of the same params (the manifest's params_hash) or `force`.
+    Other sources: nothing to do. Returns `status` (a sentence), `ran` and the `manifest`."""
+    if params.source != "simulator":
+        return {"status": f"source {params.source}: nothing to simulate", "ran": False}
+    raw = params.path("raw_dir")
+    mpath = raw / MANIFEST
+    if not force and mpath.exists():
+        m = json.loads(mpath.read_text())
+        if m.get("params_hash") == params.hash:
+            return {"status": f"simulated logs already in {raw} ({m.get('lines', 0):,} lines, seed {m.get('seed')}); "
+                              "force=True regenerates them", "ran": False, "manifest": m}
+    _, m = simulate_profile(params, seed, out_dir=raw)
+    return {"status": f"simulated {m.get('lines', 0):,} lines into {raw}", "ran": True, "manifest": m}

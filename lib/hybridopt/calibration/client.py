@@ -1,0 +1,232 @@
+"""The measurement setup's client preset (params.ClientPreset) fitted through the platform model's own
+equations (`fit_client`, see `ClientFit`): an RTT per session, the TLS round trips, the load generator's
+inflation in the form the base preset names, the RTT jitter, then the upload bandwidth against the
+model's slow-start upload (`upload_ms`; `body_bytes` is the simulator's request size)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from hybridopt.calibration.context import warm_rows
+from hybridopt.calibration.options import FitOptions
+from hybridopt.data.contract import PLATFORMS
+from hybridopt.emulation.simulate import ENVELOPE_BYTES
+from hybridopt.errors import InputError
+from hybridopt.params import ClientPreset, TestbedParams
+from hybridopt.platforms.draws import Draws
+from hybridopt.platforms.network import ClientNetwork
+
+UPLOAD_GRID_MBPS: Final = (0.5, 5000.0)    # search range of the client's upload bandwidth
+INFLATION_FORMS: Final = ("additive", "round_trip", "multiplicative")
+MULTIPLICATIVE_GRID: Final = np.linspace(0.0, 200.0, 401)   # ms per second of client-side time per req/s
+
+
+@dataclass(frozen=True)
+class ClientFit:
+    """The client preset of the measurement setup, in the units of params.ClientPreset.
+
+    Model (hybridopt.platforms, new connection per request): Lambda overhead = RTT x (TCP + TLS + 1)
+    + upload + API Gateway + runtime; ECS overhead = RTT x (TCP + 1) + ALB + cpu sample (the upload
+    is inside ECS's timed region); with x = max(0, rate - threshold), the inflation adds
+    inflation_ms_per_rps x x once (additive), to every round trip (round_trip), or per second of the
+    client-side time (multiplicative)."""
+    rtt_ms: float                          # the typical session: geometric mean of the sessions' RTTs
+    rtt_ms_by_session: dict[str, float]
+    rtt_se_ms: float
+    tls_handshake_rtts: int
+    tls_rtts_estimate: float
+    upload_mbps: float
+    upload_mbps_interval: tuple[float, float]   # bandwidths whose error is within 10 % of the best
+    rtt_jitter_sigma: float
+    inflation_form: str                    # params.ClientInflation.form the fit used
+    inflation_ms_per_rps: float            # additive: per request; round_trip: per round trip;
+                                           # multiplicative: per second of client-side time
+    inflation_se_ms_per_rps: float
+    inflation_threshold_rps: float
+    n_bins: int
+    bins: list[dict[str, str | float]]       # session, platform, rate_rps, overhead_ms, n
+
+
+def _constants(testbed: TestbedParams) -> dict[str, float]:
+    """The published constants of the model's overhead equations (see ClientFit)."""
+    c = testbed.clients[testbed.client_preset]
+    return {"tcp": float(c.tcp_handshake_rtts.value), "gw_ms": float(testbed.lambda_.api_gateway_overhead_ms.value),
+            "runtime_ms": float(testbed.lambda_.runtime_overhead_ms.value),
+            "alb_ms": float(testbed.fargate.alb_overhead_ms.value), "sample_ms": float(testbed.fargate.cpu_sample_ms.value)}
+
+
+def upload_ms(preset: ClientPreset, request_bytes: np.ndarray, rtt_ms: np.ndarray, upload_mbps: float) -> np.ndarray:
+    """The platform model's own upload time in ms (ClientNetwork.upload_s: slow start, then bandwidth)
+    of each request size at its round trip, with the preset's bandwidth replaced by `upload_mbps`."""
+    p = preset.model_copy(update={"upload_mbps": preset.upload_mbps.model_copy(update={"value": float(upload_mbps)})})
+    net = ClientNetwork(p, Draws(np.random.default_rng(0)))
+    return np.array([net.upload_s(int(b), r / 1000.0) * 1000.0 for b, r in zip(request_bytes, rtt_ms)])
+
+
+def body_bytes(payload_kb: npt.ArrayLike) -> np.ndarray:
+    """Bytes the load generator sends for a payload size (the simulator's convention)."""
+    return np.rint(np.asarray(payload_kb, dtype=np.float64) * 1024.0).astype(np.int64) + ENVELOPE_BYTES
+
+
+def round_trip_ms(form: str, m: float, x: npt.ArrayLike, rtt_ms: np.ndarray) -> np.ndarray:
+    """Duration of one of a request's round trips under the inflation form (params.ClientInflation):
+    round_trip adds m * x ms to each; multiplicative stretches the client-side time by m * x ms per second;
+    additive leaves it alone (its m * x ms come once, see extra_ms)."""
+    x = np.asarray(x, dtype=np.float64)
+    if form == "round_trip":
+        return rtt_ms + m * x
+    if form == "multiplicative":
+        return rtt_ms * (1.0 + m * x / 1000.0)
+    return rtt_ms + 0.0 * x
+
+
+def extra_ms(form: str, m: float, x: npt.ArrayLike) -> np.ndarray:
+    """The once-per-request part of the inflation (additive form only)."""
+    return m * np.asarray(x, dtype=np.float64) if form == "additive" else 0.0 * np.asarray(x, dtype=np.float64)
+
+
+def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: float, opts: FitOptions) -> ClientFit:
+    """RTT per session, TLS round trips and inflation from the lightweight requests (no upload
+    beyond the initial congestion window), then the upload bandwidth from Lambda's growth with
+    payload size, all through the platform model's equations (see ClientFit), with the inflation
+    form of the base client preset (params.ClientInflation.form)."""
+    k = _constants(testbed)
+    preset = testbed.clients[testbed.client_preset]
+    form = preset.inflation.form.value
+    warm = warm_rows(rows)
+    light = warm[warm["workload_type"].astype(str) == "lightweight_api"]
+    light = light.assign(rate_bin=np.floor(light["offered_rate_rps"] / opts.rate_bin_rps))
+    bins = (light.groupby(["session", "platform", "rate_bin"], observed=True)
+            .agg(rate=("offered_rate_rps", "mean"), overhead=("overhead_ms", "median"), n=("overhead_ms", "size"))
+            .reset_index())
+    bins = bins[bins["n"] >= opts.min_rows].reset_index(drop=True)
+    if bins.empty or set(bins["platform"].astype(str)) != set(PLATFORMS):
+        raise InputError("client fit needs lightweight_api rows on both platforms "
+                         f"(at least {opts.min_rows} per session and rate bin)")
+    sess = sorted(bins["session"].astype(str).unique())
+    sess_of = bins["session"].astype(str).to_numpy()
+    x = np.maximum(0.0, bins["rate"].to_numpy() - reference_rate_rps)
+    is_l = (bins["platform"].astype(str) == "lambda").to_numpy()
+    y = bins["overhead"].to_numpy() - np.where(is_l, k["gw_ms"] + k["runtime_ms"], k["alb_ms"] + k["sample_ms"])
+    w = np.sqrt(bins["n"].to_numpy().astype(np.float64))
+    identified = any(np.ptp(x[sess_of == s]) > 0 for s in sess)
+
+    def design(tls: float, f: float) -> np.ndarray:
+        """Columns: one RTT per session (times the round trips, stretched for multiplicative), then the
+        inflation's own column (additive: x; round_trip: round trips x x) when identified."""
+        c = np.where(is_l, k["tcp"] + tls + 1.0, k["tcp"] + 1.0)
+        stretch = 1.0 + f * x / 1000.0 if form == "multiplicative" else 1.0
+        cols = [c * stretch * (sess_of == s) for s in sess]
+        if identified and form != "multiplicative":
+            cols.append(x if form == "additive" else c * x)
+        return np.column_stack(cols)
+
+    def solve(tls: float, mask: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+        """Least squares (bins weighted by sqrt(rows)); multiplicative: its factor by a grid search."""
+        m_ = np.ones(len(bins), dtype=bool) if mask is None else mask
+        best: tuple[np.ndarray, float, float] | None = None
+        grid = MULTIPLICATIVE_GRID if (form == "multiplicative" and identified) else (0.0,)
+        for f in grid:
+            a = design(tls, float(f))[m_] * w[m_, None]
+            theta, *_ = np.linalg.lstsq(a, y[m_] * w[m_], rcond=None)
+            resid = a @ theta - y[m_] * w[m_]
+            sse = float(resid @ resid)
+            if best is None or sse < best[1]:
+                best = (theta, sse, float(f))
+        assert best is not None
+        return best
+
+    def inflation_of(theta: np.ndarray, f: float) -> float:
+        if not identified:
+            return 0.0
+        return f if form == "multiplicative" else float(theta[-1])
+
+    # TLS round trips: the ECS rows alone fix RTT and inflation (no TLS on the student's ALB);
+    # Lambda's extra time over them says how many round trips its handshake took
+    th_e, _, f_e = solve(2.0, ~is_l)
+    m_e = inflation_of(th_e, f_e)
+    rtt_e = np.array([th_e[sess.index(s_)] for s_ in sess_of])
+    tau_e = round_trip_ms(form, m_e, x, rtt_e)
+    est = ((y - extra_ms(form, m_e, x)) / tau_e - k["tcp"] - 1.0)[is_l]
+    tls_est = float(np.median(est))
+    tls = int(min((1, 2), key=lambda t: solve(float(t))[1]))
+    theta, sse, f_best = solve(float(tls))
+    a = design(float(tls), f_best)
+    dof = max(1, len(bins) - a.shape[1] - (1 if form == "multiplicative" and identified else 0))
+    cov = np.linalg.pinv((a * w[:, None]).T @ (a * w[:, None])) * sse / dof
+    rtt_by = {s: float(theta[i]) for i, s in enumerate(sess)}
+    m = inflation_of(theta, f_best)
+    if not identified:
+        m_se = float("nan")
+    elif form == "multiplicative":
+        # profile: the factors whose error is within one residual variance of the best
+        s2 = sse / dof
+        near = [float(f) for f in MULTIPLICATIVE_GRID
+                if _sse_at(design(float(tls), float(f)), y, w) <= sse + s2]
+        m_se = (max(near) - min(near)) / 2.0 if near else float("nan")
+    else:
+        m_se = float(math.sqrt(max(0.0, cov[-1, -1])))
+    rtt_typ = math.exp(float(np.mean(np.log(list(rtt_by.values())))))
+    rtt_se = float(math.sqrt(max(0.0, float(np.mean(np.diag(cov)[:len(sess)])))))
+    # RTT jitter: the spread of lightweight overheads inside each (session, platform, rate bin), after
+    # removing the inflation (the model jitters the RTT before the inflation is applied)
+    spreads = []
+    for (s_, pl, rb), g in light.groupby(["session", "platform", "rate_bin"], observed=True):
+        if len(g) < opts.min_rows:
+            continue
+        const = k["gw_ms"] + k["runtime_ms"] if pl == "lambda" else k["alb_ms"] + k["sample_ms"]
+        c_rt = k["tcp"] + tls + 1.0 if pl == "lambda" else k["tcp"] + 1.0
+        xg = np.maximum(0.0, g["offered_rate_rps"].to_numpy() - reference_rate_rps)
+        v = g["overhead_ms"].to_numpy() - const - extra_ms(form, m, xg)
+        if form == "round_trip":
+            v = v - c_rt * m * xg
+        elif form == "multiplicative":
+            v = v / (1.0 + m * xg / 1000.0)
+        v = v[v > 0]
+        if len(v) >= opts.min_rows:
+            lv = np.log(v)
+            spreads.append((np.quantile(lv, 0.95) - np.median(lv)) / 1.6448536269514722)
+    jitter = float(np.median(spreads)) if spreads else float(preset.rtt_jitter_sigma.value)
+    # upload bandwidth: Lambda's overhead beyond the handshakes, against the model's slow-start upload
+    # (with each group's round trip as the inflation form makes it)
+    lam = warm[warm["platform"] == "lambda"]
+    lam = lam.assign(rtt=lam["session"].astype(str).map(rtt_by))
+    lam = lam[lam["rtt"].notna()]
+    xl = np.maximum(0.0, lam["offered_rate_rps"].to_numpy() - reference_rate_rps)
+    c_l = k["tcp"] + tls + 1.0
+    net = lam["overhead_ms"].to_numpy() - k["gw_ms"] - k["runtime_ms"] - extra_ms(form, m, xl)
+    if form == "multiplicative":
+        net = net / (1.0 + m * xl / 1000.0)
+        tau = lam["rtt"].to_numpy()
+    else:
+        tau = round_trip_ms(form, m, xl, lam["rtt"].to_numpy())
+    lam = lam.assign(y=net - c_l * tau, tau=tau, rate_bin=np.floor(lam["offered_rate_rps"] / opts.rate_bin_rps))
+    ub = (lam.groupby(["session", "target_payload_size_kb", "rate_bin"], observed=True)
+          .agg(y=("y", "median"), rtt=("tau", "mean"), n=("y", "size")).reset_index())
+    ub = ub[ub["n"] >= opts.min_rows]
+    grid = np.exp(np.linspace(math.log(UPLOAD_GRID_MBPS[0]), math.log(UPLOAD_GRID_MBPS[1]), 241))
+    nbytes = body_bytes(ub["target_payload_size_kb"].to_numpy())
+    errs = np.array([float((ub["n"].to_numpy() * (upload_ms(preset, nbytes, ub["rtt"].to_numpy(), bw)
+                                                  - ub["y"].to_numpy()) ** 2).sum()) for bw in grid])
+    best = int(np.argmin(errs))
+    within = grid[errs <= errs[best] * 1.1]
+    return ClientFit(rtt_ms=rtt_typ, rtt_ms_by_session=rtt_by, rtt_se_ms=rtt_se, tls_handshake_rtts=tls,
+                     tls_rtts_estimate=tls_est, upload_mbps=float(grid[best]),
+                     upload_mbps_interval=(float(within.min()), float(within.max())), rtt_jitter_sigma=jitter,
+                     inflation_form=form, inflation_ms_per_rps=m, inflation_se_ms_per_rps=m_se,
+                     inflation_threshold_rps=reference_rate_rps, n_bins=int(len(bins)),
+                     bins=[{"session": str(r.session), "platform": str(r.platform), "rate_rps": float(r.rate),
+                            "overhead_ms": float(r.overhead), "n": int(r.n)} for r in bins.itertuples()])
+
+
+def _sse_at(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    aw = a * w[:, None]
+    theta, *_ = np.linalg.lstsq(aw, y * w, rcond=None)
+    r = aw @ theta - y * w
+    return float(r @ r)
