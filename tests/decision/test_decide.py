@@ -4,6 +4,7 @@ small simulated profile (leave-session-out, serving files, scoring unseen logs w
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from hybridopt.decision.capacity import capacity_for
 from hybridopt.decision.evaluate import OPEN_LOOP, DecisionInputError, blocks, frontier, quantile_cis
 from hybridopt.decision.policies import objectives
 from hybridopt.emulation import simulate
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -158,7 +160,7 @@ def test_the_notebook_reuses_decisions_made_with_the_same_params_and_pairs(tiny)
 def test_unseen_logs_without_requests_or_pairs_are_named(tiny, tmp_path) -> None:
     params, _, _, root = tiny
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DecisionInputError, match="no request to score \\(0 lines read"):
+    with pytest.raises(InputError, match="holds no request logs"):
         decide_unseen(params, tmp_path / "empty", tmp_path / "out", log=lambda s: None)
     lam = tmp_path / "lambda_only"
     lam.mkdir()
@@ -178,3 +180,32 @@ def test_the_summary_ranks_by_the_objective_s_own_score(tiny) -> None:
     assert s["best_static"] == min(statics, key=lambda k: tuple(s["scores"][k]))
     assert s["objective_scores_better_than_best_static"] == (tuple(s["scores"]["objective"])
                                                               < tuple(s["scores"][s["best_static"]]))
+
+
+def test_bad_inputs_to_decide_are_one_line_and_exit_2(tiny, tmp_path, capsys) -> None:
+    from hybridopt.cli import main
+
+    _, _, _, root = tiny
+
+    def run(model, data) -> list[str]:
+        assert main(["decide", "--profile", "smoke", "--model", str(model), "--data", str(data),
+                     "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        return err[0]
+
+    assert "nowhere" in run(root / "models", tmp_path / "nowhere")
+    spec_file = layout.DECISION_SPEC
+    for name, damage in (("garbage-spec", lambda d: (d / spec_file).write_bytes(b"\x00\xff garbage")),
+                         ("old-spec", lambda d: (d / spec_file).write_text('{"version": 0}')),
+                         ("keyless-spec", lambda d: (d / spec_file).write_text('{"version": 1}')),
+                         ("truncated-model", lambda d: (d / "lambda_p95.txt").write_text(
+                             (d / "lambda_p95.txt").read_text()[:500])),
+                         ("missing-model", lambda d: (d / "ecs_fail.txt").unlink())):
+        models = tmp_path / name
+        shutil.copytree(root / "models", models)
+        damage(layout.decision_dir(models))
+        line = run(models, root / "raw")
+        named = "lambda_p95.txt" if name == "truncated-model" else "ecs_fail.txt" if name == "missing-model" \
+            else spec_file
+        assert named in line, (name, line)

@@ -13,12 +13,6 @@ from hybridopt.cli import main
 from hybridopt.params import load_params
 
 
-def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path, capsys) -> None:
-    assert main(["decide", "--profile", "smoke", "--data", str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --data") and "nowhere" in err[0]
-
-
 def test_scoring_without_saved_models_is_one_line_and_exit_2(tmp_path, capsys) -> None:
     (tmp_path / "logs").mkdir()
     code = main(["decide", "--profile", "smoke", "--data", str(tmp_path / "logs"), "--model", str(tmp_path / "empty")])

@@ -141,16 +141,16 @@ def test_marginal_costs_add_task_seconds_only_at_capacity_with_autoscaling() -> 
     common = dict(lambda_gb_s_usd=1.6667e-5, lambda_request_usd=2e-7, gateway_request_usd=3.5e-6, gateway="rest",
                   lambda_memory_mb={"api": 128.0}, lambda_billed_ms={"api": [(1.0, 100.0), (10.0, 200.0)]},
                   alb_usd_per_gb=0.008, ecs_task_usd_per_s={"api": 1e-5}, ecs_capacity={"api": 4},
-                  ecs_service_ms={"api": [(1.0, 50.0)]})
+                  ecs_service_ms={"api": [(1.0, 50.0)]}, ecs_slots_per_task=4)
     work, kb, inflight = np.array(["api"] * 3, dtype=object), np.array([1.0, 5.5, 5.5]), np.array([0.0, 3.0, 4.0])
-    on = MarginalCost(**common, ecs_autoscaling=True)
-    off = MarginalCost(**common, ecs_autoscaling=False)
+    on = MarginalCost(**common, ecs_autoscaling={"api": True})
+    off = MarginalCost(**common, ecs_autoscaling={"api": False})
     c_on, c_off = marginal_costs(on, work, kb, inflight), marginal_costs(off, work, kb, inflight)
     for i in range(3):
         assert c_on["lambda"][i] == pytest.approx(on.lambda_usd("api", kb[i]))
         assert c_on["ecs"][i] == pytest.approx(on.ecs_usd("api", kb[i], inflight[i]))
         assert c_off["ecs"][i] == pytest.approx(off.ecs_usd("api", kb[i], inflight[i]))
-    assert c_on["ecs"][2] - c_off["ecs"][2] == pytest.approx(1e-5 * 0.05)
+    assert c_on["ecs"][2] - c_off["ecs"][2] == pytest.approx(1e-5 * 0.05 / 4)    # a quarter of a task
     assert c_on["ecs"][1] == c_off["ecs"][1]
 
 

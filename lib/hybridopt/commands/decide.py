@@ -3,13 +3,14 @@
 Without --data: leave-session-out on the profile's processed pairs (stages 02-03), then the outcome
 models, rules and classifier refitted on all sessions into models/<profile>/decision/. With --data:
 a folder of logs the saved models never saw, through the same audit, pairing and features, scored
-with the saved models (no refit). Either way decisions.json (OPEN LOOP: the logged load).
+with the saved models (no refit). Either way decisions.json (OPEN LOOP: the logged load). A wrong
+input (missing stage outputs, a broken model folder, logs without pairs) is an InputError: one line,
+exit 2 (hybridopt.cli).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -28,30 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: models/<profile>)")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
-    from hybridopt.data.features import LeakError
-    from hybridopt.decision.artifacts import DecisionArtifactError, decide_profile, decide_unseen
-    from hybridopt.decision.evaluate import DecisionInputError
-    from hybridopt.decision.outcomes import OutcomeDataError
-    from hybridopt.decision.policies import PolicyError
+    from hybridopt.decision.artifacts import decide_profile, decide_unseen
 
     params = load_params(args.profile)
     t0 = time.perf_counter()
-    if args.data is not None and not Path(args.data).is_dir():
-        return _fail(f"--data {args.data}: no such folder")
-    try:
-        if args.data is None:
-            doc = decide_profile(params, args.out, args.model)
-        else:
-            doc = decide_unseen(params, args.data, args.out, args.model)
-    except (DecisionInputError, DecisionArtifactError, OutcomeDataError, PolicyError, LeakError,
-            FileNotFoundError) as exc:
-        return _fail(str(exc))
+    if args.data is None:
+        doc = decide_profile(params, args.out, args.model)
+    else:
+        doc = decide_unseen(params, args.data, args.out, args.model)
     pol = {r["policy"]: r for r in doc["policies"]}
     s = doc["summary"]
     rows: list[tuple[str, object]] = [("mode", doc["mode"]), ("pairs", f"{doc['data']['pairs']:,} in "
@@ -63,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
                            f"SLO miss {r['slo_miss_share']:.3f}, regret ${r['regret_usd_per_1k_requests']:+.5f}/1k "
                            f"{r['regret_ms_per_request']:+.0f} ms"))
     rows += [("best static (by the objective)", s["best_static"]),
+             ("objective scores better than it", "yes" if s["objective_scores_better_than_best_static"] else "no"),
              ("leak guard", f"{doc['leak_guard']['check_causal']['probes']} probes, passed"),
              ("seconds", f"{time.perf_counter() - t0:.1f}"), ("wrote", doc["path"])]
+    for note in doc.get("notes") or []:
+        rows.append(("note", note))
     print(f"decide {params.profile} (OPEN LOOP: the logged load; routing would change it)")
     print(table(rows))
     return 0

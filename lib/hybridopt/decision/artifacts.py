@@ -48,6 +48,7 @@ from hybridopt.decision.policies import (
     policy_score,
     served_family,
 )
+from hybridopt.errors import InputError
 from hybridopt.modeling.artifacts import jsonable
 from hybridopt.params import Params
 
@@ -56,7 +57,7 @@ DECISIONS_FILE: Final = "decisions.json"
 Log = Callable[[str], None]
 
 
-class DecisionArtifactError(ValueError):
+class DecisionArtifactError(InputError):
     """A decision folder is missing a file or holds one that does not fit the others."""
 
 
@@ -121,6 +122,40 @@ def save_decision(model_dir: Path, fitted: Fitted, spec: FeatureSpec, objs: Mapp
     return path
 
 
+REDECIDE: Final = "run `python -m hybridopt decide --profile NAME` again, or give --model another model folder"
+
+
+def _booster(path: Path, what: str) -> lgb.Booster:
+    """A LightGBM text model, checked for its frame before LightGBM reads it (a broken file is
+    named here instead of failing inside the native library)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DecisionArtifactError(f"{path}: the {what} is missing: {REDECIDE}") from None
+    except UnicodeDecodeError:
+        raise DecisionArtifactError(f"{path}: the {what} is not a LightGBM text model: {REDECIDE}") from None
+    if not text.startswith("tree\n") or "\nend of trees" not in text:
+        raise DecisionArtifactError(f"{path}: the {what} is not a complete LightGBM text model: {REDECIDE}")
+    try:
+        return lgb.Booster(model_str=text)
+    except (lgb.basic.LightGBMError, ValueError) as exc:
+        raise DecisionArtifactError(f"{path}: the {what} cannot be read ({exc}): {REDECIDE}") from None
+
+
+def _spec_doc(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DecisionArtifactError(f"{path}: missing (run `python -m hybridopt decide --profile NAME` first, or "
+                                    "give --model a folder that holds decision/)")
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise DecisionArtifactError(f"{path}: not valid JSON ({exc}): {REDECIDE}") from None
+    if not isinstance(doc, dict) or doc.get("version") != SPEC_VERSION:
+        got = doc.get("version") if isinstance(doc, dict) else type(doc).__name__
+        raise DecisionArtifactError(f"{path}: version {got!r}, expected {SPEC_VERSION}: {REDECIDE}")
+    return doc
+
+
 @dataclass
 class Loaded:
     fitted: Fitted
@@ -134,31 +169,37 @@ class Loaded:
 def load_decision(model_dir: Path) -> Loaded:
     """Read models/<profile>/decision/ back (the boosters from their text files)."""
     path = layout.decision_spec_path(model_dir)
-    if not path.is_file():
-        raise DecisionArtifactError(f"{path}: missing (run `python -m hybridopt decide --profile NAME` first)")
-    doc = json.loads(path.read_text())
-    if doc.get("version") != SPEC_VERSION:
-        raise DecisionArtifactError(f"{path}: version {doc.get('version')!r}, expected {SPEC_VERSION}")
-    d = layout.decision_dir(model_dir)
+    doc = _spec_doc(path)
+    try:
+        return _loaded(layout.decision_dir(model_dir), path, doc)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise DecisionArtifactError(f"{path}: not a decision spec ({exc!r} missing or wrong): {REDECIDE}") from None
+
+
+def _loaded(d: Path, path: Path, doc: dict[str, Any]) -> Loaded:
     boosters: dict[str, dict[str, lgb.Booster]] = {}
     for p, qs in doc["models"].items():
         boosters[p] = {}
         for q, file in qs.items():
-            if not (d / file).is_file():
-                raise DecisionArtifactError(f"{d / file}: the {p} {q} model named in {path} is missing")
-            boosters[p][q] = lgb.Booster(model_file=str(d / file))
+            boosters[p][q] = _booster(d / file, f"{p} {q} model named in {path}")
             if boosters[p][q].feature_name() != doc["feature_columns"]:
                 raise DecisionArtifactError(f"{d / file}: its features differ from feature_columns in {path}")
     c = doc["classifier"]
     if c["format"] == "constant":
         clf: Any = ConstantClassifier(float(c["p_lambda"]))
     elif c["format"] == "lightgbm_text":
-        clf = BoosterClassifier(lgb.Booster(model_file=str(d / c["file"])), "lightgbm_text")
+        clf = BoosterClassifier(_booster(d / c["file"], f"classifier named in {path}"), "lightgbm_text")
     else:
         import xgboost as xgb
 
         b = xgb.Booster()
-        b.load_model(str(d / c["file"]))
+        try:
+            b.load_model(str(d / c["file"]))
+        except xgb.core.XGBoostError as exc:
+            raise DecisionArtifactError(f"{d / c['file']}: the classifier cannot be read "
+                                        f"({' '.join(str(exc).split())[:200]}): {REDECIDE}") from None
         clf = BoosterClassifier(b, "xgboost_json")
     models = OutcomeModels(list(doc["feature_columns"]), boosters, doc["training"]["outcome_rows"])
     fitted = Fitted(models, MarginalCost.from_dict(doc["marginal_cost"]), dict(doc["workload_rule"]),
@@ -238,8 +279,16 @@ def default_out(params: Params) -> Path:
 
 # ------------------------------------------------------------------------------------ orchestration
 def _meta(model_dir: Path) -> dict[str, Any] | None:
+    """04_train's model_metadata.json when there is one (a broken one is named)."""
     p = layout.metadata_path(model_dir)
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        meta = json.loads(p.read_bytes())
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise DecisionInputError(f"{p}: not valid JSON ({exc}): retrain (notebook 04_train) or remove it (the "
+                                 "classifier then takes the plan's LightGBM settings)") from None
+    return meta if isinstance(meta, dict) else None
 
 
 def _bill_fn(params: Params, data_dir: Path | None) -> Callable[..., Any]:
@@ -262,7 +311,14 @@ def read_processed(params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not p.is_file():
             raise DecisionInputError(f"{p} is missing: run stages 02-03 first (`python -m hybridopt preprocess "
                                      f"--profile {params.profile}`)")
-    return pd.read_parquet(d.pairs), pd.read_parquet(d.requests)
+    try:
+        return pd.read_parquet(d.pairs), pd.read_parquet(d.requests)
+    except (OSError, ValueError) as exc:  # pyarrow's errors are both
+        if isinstance(exc, OSError) and getattr(exc, "filename", None):
+            raise
+        raise DecisionInputError(f"{d.dir}: pairs.parquet or requests.parquet is not a readable table ({exc}): "
+                                 f"run stages 02-03 again (`python -m hybridopt preprocess --profile "
+                                 f"{params.profile}`)") from None
 
 
 def decide_profile(params: Params, out_dir: Path | None = None, model_dir: Path | None = None,
@@ -312,10 +368,6 @@ def decide_unseen(params: Params, data_dir: Path, out_dir: Path | None = None, m
     model_dir = Path(model_dir) if model_dir is not None else params.path("models_dir")
     saved = load_decision(model_dir)
     result, audit = ingest_and_audit(params, Path(data_dir), write=False)
-    lines = audit.get("lines") or {}
-    if not len(result.requests):
-        raise DecisionInputError(f"{data_dir}: no request to score ({lines.get('lines_total', 0)} lines read, "
-                                 f"{lines.get('quarantined', 0)} quarantined)")
     pairs = table_from_requests(result.requests, params).pairs
     if not len(pairs):
         raise DecisionInputError(f"{data_dir}: {len(result.requests):,} requests but no pair of a Lambda and an ECS "

@@ -38,6 +38,7 @@ from hybridopt.decision.policies import (
     measured_outcomes,
     oracle_choice,
 )
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 
 OPEN_LOOP: Final = ("OPEN LOOP: every policy is judged on the outcomes the log measured on both platforms, under "
@@ -56,7 +57,7 @@ MarginalFit = Callable[[pd.DataFrame, Params], MarginalCost]
 BillFn = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, Params], Any]
 
 
-class DecisionInputError(ValueError):
+class DecisionInputError(InputError):
     """The data cannot be evaluated as asked (too few sessions, missing columns, ...)."""
 
 

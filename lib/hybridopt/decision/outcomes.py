@@ -31,6 +31,7 @@ from hybridopt.data.contract import PLATFORMS
 from hybridopt.data.features import FeatureSpec, LeakError, assert_leak_free
 from hybridopt.decision.load_frame import pair_load_features
 from hybridopt.decision.load_state import feature_names
+from hybridopt.errors import InputError
 
 QUANTITIES: Final = ("p50", "p95", "fail")
 LATENCY_ALPHA: Final = {"p50": 0.5, "p95": 0.95}
@@ -49,7 +50,7 @@ def threads(n_rows: int, n_jobs: int) -> int:
     return 1 if n_rows < SINGLE_THREAD_ROWS else max(1, n_jobs)
 
 
-class OutcomeDataError(ValueError):
+class OutcomeDataError(InputError):
     """The pairs cannot train an outcome model (no successful attempt of a platform, bad columns)."""
 
 

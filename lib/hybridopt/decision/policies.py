@@ -29,6 +29,7 @@ import pandas as pd
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.decision.objective import MarginalCost, Measured, Objective, Prediction
 from hybridopt.decision.outcomes import OutcomeModels, fit_outcomes, threads
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 
 STATIC: Final = ("always_lambda", "always_ecs", "workload_rule", "lookup_table")
@@ -40,7 +41,7 @@ P95_SHARE: Final = 0.05       # p95 <= SLO  <=>  at most 5 % of the successful a
 EXCESS_RESOLUTION: Final = 0.001
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy cannot be built from these inputs (an SLO missing for a workload, ...)."""
 
 
