@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Final, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Final, Mapping
 
 import hybridopt.modeling  # noqa: F401  (first: the OpenMP wait policy before the boosters load)
 import lightgbm as lgb
@@ -29,6 +29,7 @@ from hybridopt.data.features import FeatureSpec
 from hybridopt.data.preprocess import frame_hash
 from hybridopt.decision.evaluate import (
     OPEN_LOOP,
+    BillFn,
     DecisionInputError,
     Scored,
     leave_session_out,
@@ -42,6 +43,7 @@ from hybridopt.decision.policies import (
     ClassifierFamily,
     ConstantClassifier,
     Fitted,
+    ProbaModel,
     check_slos,
     fit_policies,
     objectives,
@@ -51,6 +53,9 @@ from hybridopt.decision.policies import (
 from hybridopt.errors import InputError
 from hybridopt.modeling.artifacts import jsonable
 from hybridopt.params import Params
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 SPEC_VERSION: Final = 1
 DECISIONS_FILE: Final = "decisions.json"
@@ -65,7 +70,7 @@ class DecisionArtifactError(InputError):
 @dataclass(frozen=True)
 class BoosterClassifier:
     """A saved classifier booster (LightGBM text or XGBoost JSON) with predict_proba."""
-    booster: Any
+    booster: "lgb.Booster | xgb.Booster"
     fmt: str
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -188,7 +193,7 @@ def _loaded(d: Path, path: Path, doc: dict[str, Any]) -> Loaded:
                 raise DecisionArtifactError(f"{d / file}: its features differ from feature_columns in {path}")
     c = doc["classifier"]
     if c["format"] == "constant":
-        clf: Any = ConstantClassifier(float(c["p_lambda"]))
+        clf: ProbaModel = ConstantClassifier(float(c["p_lambda"]))
     elif c["format"] == "lightgbm_text":
         clf = BoosterClassifier(_booster(d / c["file"], f"classifier named in {path}"), "lightgbm_text")
     else:
@@ -291,7 +296,7 @@ def _meta(model_dir: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _bill_fn(params: Params, data_dir: Path | None) -> Callable[..., Any]:
+def _bill_fn(params: Params, data_dir: Path | None) -> BillFn:
     from hybridopt.data.ingest import default_data_dir
     from hybridopt.decision.bill import policy_bill
     from hybridopt.decision.capacity import capacity_for

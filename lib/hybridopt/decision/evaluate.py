@@ -19,13 +19,14 @@ on a log grid (relative bin width `QUANTILE_BIN_REL`); the point estimates are e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Final, Mapping
 
 import numpy as np
 import pandas as pd
 
 from hybridopt.data.features import FeatureSpec
+from hybridopt.decision.bill import Bill
 from hybridopt.decision.load_frame import check_causal, seconds
 from hybridopt.decision.objective import MarginalCost, Objective
 from hybridopt.decision.outcomes import coverage, decision_features, load_requests
@@ -54,7 +55,7 @@ KINDS: Final = {"always_lambda": "static", "always_ecs": "static", "workload_rul
 
 MarginalFit = Callable[[pd.DataFrame, Params], MarginalCost]
 #: (pairs, to_lambda, requests, params) -> a Bill (hybridopt.decision.bill.policy_bill with its timeline)
-BillFn = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, Params], Any]
+BillFn = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, Params], Bill]
 
 
 class DecisionInputError(InputError):
@@ -252,7 +253,7 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
         bill_total = float(bill.total_usd)
         fixed = bill_total - float(cost.sum())
         bill_lines += [{"policy": name, **line} for line in _lines(bill)]
-        bill_notes += [n for n in getattr(bill, "notes", []) if n not in bill_notes]
+        bill_notes += [n for n in bill.notes if n not in bill_notes]
         row: dict[str, Any] = {"policy": name, "kind": sc.kinds[name], "judged_by": o.name, "objective_kind": o.kind,
                                "n_pairs": n, "lambda_share": float(ch.mean()), "bill_usd": bill_total}
         _with_ci(row, "bill_avg_usd_per_1k_requests", bill_total / n * 1000, b.ci(cost, ones, fixed, 1000))
@@ -301,11 +302,9 @@ def _by_workload(name: str, work: np.ndarray, ch: np.ndarray, lat: np.ndarray, o
     return rows
 
 
-def _lines(bill: Any) -> list[dict[str, Any]]:
+def _lines(bill: Bill) -> list[dict[str, Any]]:
     """A bill's lines as plain dicts."""
-    from dataclasses import asdict, is_dataclass
-
-    return [asdict(x) if is_dataclass(x) else dict(x) for x in bill.lines]
+    return [asdict(x) for x in bill.lines]
 
 
 def frontier(policies: pd.DataFrame) -> pd.DataFrame:

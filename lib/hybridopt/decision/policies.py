@@ -21,7 +21,7 @@ plus task-seconds above capacity when the service autoscales).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Final, Mapping
+from typing import Any, Callable, Final, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ class PairOutcomes:
                 np.where(t, self.cost_usd["lambda"], self.cost_usd["ecs"]))
 
 
-def _per_cell(keys: pd.DataFrame, fn: Any) -> np.ndarray:
+def _per_cell(keys: pd.DataFrame, fn: Callable[..., float]) -> np.ndarray:
     """fn(*row) evaluated once per distinct row of `keys`, broadcast back to every row."""
     uniq = keys.drop_duplicates()
     vals = {tuple(r): float(fn(*r)) for r in uniq.itertuples(index=False, name=None)}
@@ -239,7 +239,13 @@ def served_family(params: Params, meta: Mapping[str, Any] | None) -> ClassifierF
                             "params training.search.lightgbm.plan (no trained serving model found)")
 
 
-def fit_classifier(fam: ClassifierFamily, X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> Any:
+class ProbaModel(Protocol):
+    """A fitted classifier: column 1 of predict_proba is P(lambda)."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
+def fit_classifier(fam: ClassifierFamily, X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> ProbaModel:
     """The family fitted on X, y; a single-class y gives a constant model."""
     from hybridopt.modeling.models import make_model
 
@@ -257,7 +263,7 @@ class ConstantClassifier:
         return np.column_stack([np.full(len(X), 1.0 - self.p_lambda), np.full(len(X), self.p_lambda)])
 
 
-def proba(model: Any, X: pd.DataFrame) -> np.ndarray:
+def proba(model: ProbaModel, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(X), dtype=np.float64)[:, 1]
 
 
@@ -300,7 +306,7 @@ class Fitted:
     rule: dict[str, str]
     table: dict[str, dict[str, str]]
     family: ClassifierFamily
-    classifier: Any                   # predict_proba(X14)
+    classifier: ProbaModel            # reads the 14 feature columns
     feature_columns: list[str]        # the 14 the classifier reads (the first of the outcome models')
     threshold_best: float
     threshold_scores: list[dict[str, float]]
