@@ -149,6 +149,8 @@ def test_serving_files_round_trip_and_score_unseen_logs_without_refit(tiny) -> N
     by_rule = pairs["workload_type"].astype(str).map(lambda w: spec["workload_rule"].get(w) == "lambda").mean()
     assert pol.loc["workload_rule", "lambda_share"] == pytest.approx(by_rule)
     assert unseen["serving"]["trained_sessions"] == sorted(doc["data"]["sessions"])
+    assert any(n.startswith("NOT UNSEEN") for n in unseen["notes"]) and not any(
+        n.startswith("NOT UNSEEN") for n in doc["notes"])
 
 
 def test_the_notebook_reuses_decisions_made_with_the_same_params_and_pairs(tiny) -> None:

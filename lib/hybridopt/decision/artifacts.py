@@ -251,7 +251,7 @@ def notes(tables: Mapping[str, pd.DataFrame]) -> list[str]:
 
 
 def document(params: Params, mode: str, sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Objective],
-             extra: dict[str, Any]) -> dict[str, Any]:
+             extra: dict[str, Any], first_notes: list[str] | None = None) -> dict[str, Any]:
     inp = sc.inputs
     per_session = pd.Series(inp.sessions).value_counts().sort_index()
     return {
@@ -262,7 +262,7 @@ def document(params: Params, mode: str, sc: Scored, tables: dict[str, pd.DataFra
                  "pairs_paired": int((inp.pairs["pairing"].astype(str) == "paired").sum()),
                  "pairs_matched": int((inp.pairs["pairing"].astype(str) == "matched").sum())},
         "objectives": {k: o.to_dict() for k, o in objs.items()},
-        "summary": summary(sc, tables, objs), "notes": notes(tables),
+        "summary": summary(sc, tables, objs), "notes": [*(first_notes or []), *notes(tables)],
         **{k: v.to_dict(orient="records") for k, v in tables.items()},
         "folds": sc.folds, "leak_guard": inp.leak_guard,
         "provenance": {**provenance.collect(params), "params_hash": params.hash}, **extra,
@@ -387,7 +387,11 @@ def decide_unseen(params: Params, data_dir: Path, out_dir: Path | None = None, m
     sc = score(inp, ch, judged, preds, saved.objs, saved.fitted.marginal)
     log(f"{len(inp.pairs):,} pairs of {data_dir} scored with {layout.decision_dir(model_dir)}")
     tables = summarize(params, sc, saved.objs, _bill_fn(params, Path(data_dir)))
-    doc = document(params, "unseen_data", sc, tables, saved.objs, {
+    trained = set(saved.doc.get("training", {}).get("sessions") or [])
+    seen = sorted(trained & set(inp.sessions))
+    first = [f"NOT UNSEEN: the saved models were trained on sessions {seen} of these logs; these numbers are "
+             "in-sample for them"] if seen else []
+    doc = document(params, "unseen_data", sc, tables, saved.objs, first_notes=first, extra={
         "inputs": {"data_dir": str(result.data_dir), "input_sha256": audit.get("input_hash"),
                    "lines": audit.get("lines"), "unknown_to_models": unknown},
         "serving": {"decision_spec": str(layout.decision_spec_path(model_dir)),
