@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import BoundaryNorm
 import numpy as np
 import pandas as pd
 import seaborn as sns
 import shap
+
+from hybridopt.report.common import done
 
 
 def share_table(expl: shap.Explanation, importance: dict[str, Any]) -> pd.DataFrame:
@@ -34,3 +38,40 @@ def payload_dependence_figure(dep: pd.DataFrame) -> Any:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def beeswarm_figure(expl: shap.Explanation, max_display: int = 14) -> plt.Figure:
+    """shap's beeswarm: one dot per explained pair and feature, coloured by the feature's value."""
+    plt.figure()
+    shap.plots.beeswarm(expl, max_display=max_display, show=False, plot_size=(9, 0.45 * max_display + 1.5))
+    fig = plt.gcf()
+    fig.axes[0].set_title("SHAP values per test pair (colour: feature value)")
+    return done(fig)
+
+
+def log_scatter_figure(expl: shap.Explanation, feature: str, colour: str,
+                       colour_codes: Mapping[str, int] | None = None) -> plt.Figure:
+    """shap's dependence scatter of `feature` on a log x axis whose limits come from the data (a
+    factor 1.5 beyond the smallest and largest value), coloured by `colour`; `colour_codes` (name ->
+    code, e.g. FeatureSpec.workload_codes) names a categorical colour feature's codes on its colour bar.
+
+    shap's own band (a histogram with linear bins, starting below zero) and its x jitter (a share of
+    the smallest gap, in linear units) are left out: on a log axis the band covers the plot and the
+    jitter moves small values by a large factor."""
+    x = np.asarray(expl[:, feature].data, dtype="float64")
+    x = x[np.isfinite(x)]
+    if not len(x) or x.min() <= 0:
+        raise ValueError(f"{feature}: a log axis needs positive values (smallest {x.min() if len(x) else None})")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    shap.plots.scatter(expl[:, feature], color=expl[:, colour], hist=False, x_jitter=0, ax=ax, show=False)
+    ax.set_xscale("log")
+    ax.set_xlim(x.min() / 1.5, x.max() * 1.5)
+    ax.set_xlabel(f"{feature} (log)")
+    bar = fig.axes[-1] if len(fig.axes) > 1 else None
+    norm = ax.collections[0].norm if ax.collections else None
+    if colour_codes and bar is not None and isinstance(norm, BoundaryNorm):
+        edges = np.asarray(norm.boundaries)
+        names = [name for name, _ in sorted(colour_codes.items(), key=lambda kv: kv[1])]
+        if len(edges) == len(names) + 1:  # one colour band per code, in code order
+            bar.set_yticks((edges[:-1] + edges[1:]) / 2, names)
+    return done(fig)
