@@ -61,13 +61,18 @@ def row_counts(card: dict[str, Any]) -> pd.DataFrame:
 
 
 def pairing_table(card: dict[str, Any]) -> pd.DataFrame:
-    """Direct pairs (shared pair_id) and time-matched pairs side by side, one row per count."""
-    direct = pd.Series(card["pairing"]["direct"], name="direct")
-    matched = pd.Series({k: v for k, v in card["pairing"]["matched"].items()
-                         if k not in ("per_workload", "gap_s_histogram", "gap_s_quantiles")}, name="time-matched")
-    quantiles = card["pairing"]["matched"].get("gap_s_quantiles") or {}
-    gaps = pd.Series({f"gap_s {q}": v for q, v in quantiles.items()}, name="time-matched", dtype="float64")
-    return pd.concat([direct, pd.concat([matched, gaps])], axis=1).rename_axis("count")
+    """Direct pairs (shared pair_id) and time-matched pairs side by side, one row per count (counts
+    stay integers beside the rates)."""
+    matched = card["pairing"]["matched"]
+    columns = {
+        "direct": dict(card["pairing"]["direct"]),
+        "time-matched": {**{k: v for k, v in matched.items()
+                            if k not in ("per_workload", "gap_s_histogram", "gap_s_quantiles")},
+                         **{f"gap_s {q}": v for q, v in (matched.get("gap_s_quantiles") or {}).items()}},
+    }
+    rows = list(dict.fromkeys(k for col in columns.values() for k in col))
+    return pd.DataFrame({name: pd.Series([col.get(r) for r in rows], index=rows, dtype=object)
+                         for name, col in columns.items()}).rename_axis("count")
 
 
 def matched_per_workload(card: dict[str, Any]) -> pd.DataFrame:
