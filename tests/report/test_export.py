@@ -176,7 +176,11 @@ def test_index_lists_every_stage_with_links(tmp_path, params):
 def test_latex_compiles(tmp_path):
     body = "\n".join([to_latex(_frame(), "Policies: 95 % & cost_usd", "tab:a"),
                       to_latex(pd.DataFrame([range(12)], columns=[f"c_{i}" for i in range(12)]), "wide", "tab:w"),
-                      to_latex(pd.DataFrame({"x": np.arange(60) / 7}), "long", "tab:l")])
+                      to_latex(pd.DataFrame({"x": np.arange(60) / 7}), "long", "tab:l"),
+                      to_latex(pd.DataFrame({("known", "a_b"): [1.5, 2.5], ("none", "c"): [3, 4]},
+                                            index=pd.MultiIndex.from_tuples([("run_1", "ecs"), ("run_1", "lambda")],
+                                                                            names=["run_id", "platform"])),
+                               "grouped", "tab:g")])
     (tmp_path / "t.tex").write_text("\\documentclass{article}\\usepackage{booktabs,graphicx,longtable}\n"
                                     "\\begin{document}\n" + body + "\n\\end{document}\n")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,

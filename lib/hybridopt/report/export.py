@@ -162,7 +162,8 @@ def _styled(df: pd.DataFrame, formats: Formats, precision: int, latex: bool = Fa
 
 def to_latex(df: pd.DataFrame, caption: str, label: str, formats: Formats = None, precision: int = 3) -> str:
     """A booktabs table (`\\toprule`, `\\midrule`, `\\bottomrule`) with every label, cell and the
-    caption escaped for LaTeX; the display formats of the report."""
+    caption escaped for LaTeX; the display formats of the report. Row labels of a MultiIndex repeat
+    on every row (no `multirow` package needed); column groups use the core `\\multicolumn`."""
     data = _plain(df)
     data = data.rename_axis(index=[None if n is None else latex_escape(str(n)) for n in data.index.names],
                             columns=[None if n is None else latex_escape(str(n)) for n in data.columns.names])
@@ -171,7 +172,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, formats: Formats = None
     if not _has_index(df):
         st = st.hide(axis="index")
     long = len(df) > LONG_ROWS
-    tex = st.to_latex(hrules=True, caption=latex_escape(caption), label=label,
+    tex = st.to_latex(hrules=True, caption=latex_escape(caption), label=label, sparse_index=False,
                       environment="longtable" if long else None, position_float=None if long else "centering")
     if not long and len(df.columns) > WIDE_COLUMNS:
         tex = tex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}", 1)
