@@ -2,10 +2,14 @@
 
 For a profile: execute the numbered notebooks (notebooks/NN_*.ipynb) in order with the injected
 parameters `profile` and `force`, write each executed notebook and its HTML (code hidden, a
-provenance and gates header on top) under reports/<profile>/, and an index.html with each stage's
-status, duration and provenance. A failing notebook still gets its partial HTML; the index marks
-it failed with the failing cell; later stages are skipped (they read what it should have written)
-and the process exits non-zero naming both.
+provenance header with the gates in one line on top, wide outputs scrolling in their own box) under
+reports/<profile>/, and an index.html with each stage's status, duration and provenance, the whole
+gates table and the thesis exports. While a stage runs, what its cells print streams to the terminal
+line by line, prefixed with the stage. Kernels talk over IPC sockets; a kernel process's own output
+goes to reports/<profile>/<stage>.kernel.log (its warnings, and its tail when the stage failed, are
+shown). A failing notebook still gets its partial HTML; the index marks it failed with the failing
+cell; later stages are skipped (they read what it should have written) and the process exits
+non-zero naming both.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -238,29 +243,77 @@ class CellOutputStream:
         self.flush()
 
 
+#: A line the kernel application logs at WARNING or above (ipykernel's own log, not cell output).
+KERNEL_APP_WARNING = re.compile(r"^\[[A-Za-z]*App\] (WARNING|ERROR|CRITICAL)\b")
+
+
+def _kernel_manager_class() -> type:
+    """jupyter_client's AsyncKernelManager whose kernel process writes its own stdout and stderr to
+    `log_path` rather than to the terminal. ipykernel copies output below Python (subprocesses, C
+    libraries) both into the notebook and onto the process's own streams; the runner streams the
+    notebook's copy, so the terminal would show it twice. The kernel application's own log lands
+    there too; the runner shows its warnings (show_kernel_log)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class LoggedKernelManager(AsyncKernelManager):
+        log_path = Unicode("", help="file for the kernel process's stdout and stderr").tag(config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:
+            if not self.log_path:
+                return await super().start_kernel(**kw)
+            with open(self.log_path, "ab") as log:  # the kernel process keeps its own descriptor
+                return await super().start_kernel(**{"stdout": log, "stderr": log, **kw})
+
+    return LoggedKernelManager
+
+
 @contextmanager
-def kernel_setup(out_dir: Path) -> Iterator[dict[str, Any]]:
+def kernel_setup(out_dir: Path, kernel_log: Path | None = None) -> Iterator[dict[str, Any]]:
     """papermill's kernel settings for a run: kernels talk over IPC (Unix sockets in a private
-    temporary folder, removed afterwards) rather than TCP on localhost; their exports go to
-    `out_dir` (the kernel inherits the environment)."""
+    temporary folder, removed afterwards) rather than TCP on localhost; the kernel process's own
+    output goes to `kernel_log` (emptied first); exports go to `out_dir` (the kernel inherits the
+    environment)."""
     from traitlets.config import Config
 
     saved = os.environ.get(export.REPORTS_DIR_ENV)
     os.environ[export.REPORTS_DIR_ENV] = str(out_dir)
+    config = Config()
+    kwargs: dict[str, Any] = {"config": config}
+    if kernel_log is not None:
+        kernel_log.write_bytes(b"")
+        manager = _kernel_manager_class()
+        config[manager.__name__].log_path = str(kernel_log)
+        kwargs["kernel_manager_class"] = manager
     try:
         if os.name == "nt":  # no Unix sockets
-            yield {}
+            yield kwargs
             return
         with tempfile.TemporaryDirectory(prefix="hybridopt-kernels-") as sockets:
-            config = Config()
             config.KernelManager.transport = "ipc"
             config.KernelManager.ip = str(Path(sockets) / "kernel")
-            yield {"config": config}
+            yield kwargs
     finally:
         if saved is None:
             os.environ.pop(export.REPORTS_DIR_ENV, None)
         else:
             os.environ[export.REPORTS_DIR_ENV] = saved
+
+
+def show_kernel_log(kernel_log: Path, stage: Stage, target: TextIO, tail_lines: int = 20) -> None:
+    """What of a stage's kernel log the terminal must see: the kernel application's warnings and
+    errors, and, when the stage failed, the log's last lines (a kernel that died says why there)."""
+    if not kernel_log.is_file():
+        return
+    lines = kernel_log.read_text(errors="replace").splitlines()
+    for line in lines:
+        if KERNEL_APP_WARNING.match(line):
+            target.write(f"  {stage.name} ! {line}\n")
+    if stage.status == "failed" and lines:
+        target.write(f"  {stage.name} ! kernel log {kernel_log} ends:\n")
+        for line in lines[-tail_lines:]:
+            target.write(f"  {stage.name} !   {line}\n")
+    target.flush()
 
 
 def _load_record(out_dir: Path, profile: str) -> RunRecord:
@@ -315,8 +368,9 @@ def run(profile: str, only: list[str] | None = None, start: str | None = None, f
         print(f"[{i}/{len(chosen)}] {nb.stem}: running", flush=True)
         t0 = time.perf_counter()
         out, err = CellOutputStream(sys.stdout, f"  {nb.stem} | "), CellOutputStream(sys.stderr, f"  {nb.stem} ! ")
+        kernel_log = out_dir / f"{nb.stem}.kernel.log"
         try:
-            with kernel_setup(out_dir) as kernel:
+            with kernel_setup(out_dir, kernel_log) as kernel:
                 papermill.execute_notebook(
                     str(nb), str(executed), parameters={"profile": profile, "force": force},
                     kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False, stdout_file=out, stderr_file=err,
@@ -332,6 +386,7 @@ def run(profile: str, only: list[str] | None = None, start: str | None = None, f
             out.close()
             err.close()
         st.seconds = round(time.perf_counter() - t0, 2)
+        show_kernel_log(kernel_log, st, sys.stderr)
         st.notebook = executed.name if executed.is_file() else None
         record.provenance = provenance.collect(params)
         if executed.is_file():

@@ -40,13 +40,15 @@ def test_select_only_and_from(tmp_path):
 def test_failing_notebook_gives_partial_html_failed_index_and_nonzero_exit(tmp_path):
     nbs, out = tmp_path / "nbs", tmp_path / "reports"
     nbs.mkdir()
-    _nb(nbs / "01_ok.ipynb", "print('stage one ran for', profile, force)")
+    _nb(nbs / "01_ok.ipynb", "print('stage one ran for', profile, force)",
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import sys; print(\"from a child\", file=sys.stderr)'])")
     _nb(nbs / "02_fail.ipynb", "x = 41 + 1\nprint('before the failure', x)",
         "raise ValueError('boom on purpose')", "print('never reached')")
     _nb(nbs / "03_after.ipynb", "print('must not run')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # ipykernel captures no fds under it
     proc = subprocess.run([sys.executable, str(paths.PROJECT_ROOT / "run_all.py"), "--profile", "thesis-2025-11",
                            "--force", "--notebooks", str(nbs), "--out", str(out)],
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "FAILED: 02_fail at cell In [4]: ValueError: boom on purpose" in proc.stdout
     # printed output streams to the terminal as the cells run, each line once, named by its stage
@@ -56,6 +58,10 @@ def test_failing_notebook_gives_partial_html_failed_index_and_nonzero_exit(tmp_p
     assert lines[printed - 1] == "[2/3] 02_fail: running" and lines[printed + 1].startswith("[2/3] 02_fail: failed in ")
     assert "never reached" not in proc.stdout
     assert TCP_WARNING not in proc.stdout + proc.stderr  # kernels talk over IPC
+    # a child process's output (below Python) reaches the notebook, and the terminal once, through it
+    assert proc.stderr.splitlines().count("  01_ok ! from a child") == 1, proc.stderr
+    assert "from a child" not in proc.stderr.replace("  01_ok ! from a child", "")
+    assert "from a child" in (out / "01_ok.kernel.log").read_text()  # the kernel process's own copy
     page = (out / "02_fail.html").read_text()
     assert "before the failure 42" in page and "boom on purpose" in page and "never reached" not in page
     assert "x = 41 + 1" not in page  # code hidden
@@ -109,12 +115,16 @@ def test_cell_output_stream_prefixes_lines_and_keeps_a_progress_bars_last_state(
 
 def test_kernel_setup_uses_ipc_sockets_in_a_private_folder_and_restores_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(export.REPORTS_DIR_ENV, "/before")
-    with runner.kernel_setup(tmp_path) as kernel:
+    log = tmp_path / "02_eda.kernel.log"
+    log.write_text("an earlier run")
+    with runner.kernel_setup(tmp_path, log) as kernel:
         assert os.environ[export.REPORTS_DIR_ENV] == str(tmp_path)
         km = kernel["config"].KernelManager
         assert km.transport == "ipc"
         sockets = os.path.dirname(km.ip)
         assert os.path.isdir(sockets) and os.path.basename(sockets).startswith("hybridopt-kernels-")
+        manager = kernel["kernel_manager_class"]
+        assert kernel["config"][manager.__name__].log_path == str(log) and log.read_text() == ""
     assert not os.path.exists(sockets)
     assert os.environ[export.REPORTS_DIR_ENV] == "/before"
     monkeypatch.delenv(export.REPORTS_DIR_ENV)
@@ -141,3 +151,16 @@ def test_gates_fold_under_one_line_in_reports_and_stay_whole_on_the_index(tmp_pa
     assert "<details>" not in whole and whole.count("<tr>") == 5 and "failing" not in whole
     (tmp_path / "data_card.json").unlink()
     assert "not computed yet" in runner._gates_html(params, folded=True)
+
+
+def test_kernel_log_shows_the_kernel_apps_warnings_and_a_failed_stages_tail(tmp_path):
+    log = tmp_path / "03_x.kernel.log"
+    log.write_text("copied child output\n[IPKernelApp] WARNING | something the kernel app says\n"
+                   "[IPKernelApp] INFO | routine\n" + "".join(f"line {i}\n" for i in range(30)))
+    shown = io.StringIO()
+    runner.show_kernel_log(log, runner.Stage(key="03", name="03_x", status="ok"), shown)
+    assert shown.getvalue() == "  03_x ! [IPKernelApp] WARNING | something the kernel app says\n"
+    shown = io.StringIO()
+    runner.show_kernel_log(log, runner.Stage(key="03", name="03_x", status="failed"), shown, tail_lines=2)
+    assert shown.getvalue().splitlines()[1:] == [f"  03_x ! kernel log {log} ends:", "  03_x !   line 28",
+                                                 "  03_x !   line 29"]
