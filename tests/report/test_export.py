@@ -93,9 +93,14 @@ def test_table_style_is_for_the_report_only(tmp_path, params):
 
 
 def test_wide_tables_scale_and_long_tables_break_across_pages():
-    wide = pd.DataFrame([range(12)], columns=[f"c{i}" for i in range(12)])
+    wide = pd.DataFrame([[0.5] * 12], columns=[f"test_accuracy_{i}" for i in range(12)])
     tex = to_latex(wide, "wide", "tab:w")
     assert "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}" in tex and "\\end{tabular}}" in tex
+    rules = pd.DataFrame({"rule": ["IF workload in {lightweight_api, thumbnail_processing} AND hour > 15 AND "
+                                   "payload_kb > 30"], "then": ["lambda"]})
+    assert "\\resizebox" in to_latex(rules, "few columns, long text", "tab:r")
+    narrow = pd.DataFrame([range(12)], columns=[f"c{i}" for i in range(12)])
+    assert "\\resizebox" not in to_latex(narrow, "many short columns", "tab:n")
     long = pd.DataFrame({"x": np.arange(60) / 7})
     tex = to_latex(long, "long", "tab:l")
     assert tex.startswith("\\begin{longtable}") and "\\endhead" in tex and "\\toprule" in tex

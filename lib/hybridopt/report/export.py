@@ -39,8 +39,11 @@ REPORTS_DIR_ENV = "HYBRIDOPT_REPORTS_DIR"
 MANIFEST = "manifest.json"
 FIGURE_FORMATS = ("svg", "pdf")
 TABLE_FORMATS = ("tex", "csv")
-#: Tables with more columns than this are scaled to the line width in LaTeX.
-WIDE_COLUMNS = 8
+#: Tables whose estimated width passes this many points (a thesis text width is 350-450 pt; a
+#: 10 pt character about 5 pt, a column's padding 12 pt) are scaled to the line width in LaTeX.
+WIDE_PT = 430
+CHAR_PT = 5.0
+COLUMN_PAD_PT = 12.0
 #: Tables with more rows than this become a longtable (breaks across pages).
 LONG_ROWS = 40
 #: In a report, text cells longer than this wrap within a column of at least WRAP_WIDTH (the page's
@@ -174,10 +177,27 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, formats: Formats = None
     long = len(df) > LONG_ROWS
     tex = st.to_latex(hrules=True, caption=latex_escape(caption), label=label, sparse_index=False,
                       environment="longtable" if long else None, position_float=None if long else "centering")
-    if not long and len(df.columns) > WIDE_COLUMNS:
+    if not long and _width_pt(tex) > WIDE_PT:
         tex = tex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}", 1)
         tex = tex.replace("\\end{tabular}", "\\end{tabular}}", 1)
     return tex
+
+
+def _width_pt(tex: str) -> float:
+    """A table's printed width estimated from its rows: the longest cell of each column in
+    characters, LaTeX escapes counted as one."""
+    widest: list[int] = []
+    for line in tex.splitlines():
+        if "&" not in line or not line.rstrip().endswith("\\\\"):
+            continue
+        cells = re.split(r"(?<!\\)&", line.rstrip()[:-2])
+        for i, cell in enumerate(cells):
+            n = len(re.sub(r"\\[a-z]+\{\}|\\.", "x", cell.strip()))
+            if i < len(widest):
+                widest[i] = max(widest[i], n)
+            else:
+                widest.append(n)
+    return sum(widest) * CHAR_PT + len(widest) * COLUMN_PAD_PT
 
 
 class Exporter:
