@@ -21,6 +21,7 @@ import pandas as pd
 
 from hybridopt.decision.bill import lambda_billing
 from hybridopt.decision.objective import MarginalCost
+from hybridopt.emulation.simulate import ENVELOPE_BYTES
 from hybridopt.params import Params
 
 
@@ -71,6 +72,9 @@ def fit_marginal(requests: pd.DataFrame, params: Params) -> MarginalCost:
         "ecs_capacity": f"params.workloads.<w>.fargate.min_tasks x {slots} worker slots per task "
                         f"({fg.worker_slots_per_task.source})",
         "ecs_autoscaling": fg.autoscaling.enabled.source,
+        "lambda_max_payload_kb": f"{params.testbed.lambda_.invoke_payload_limit_bytes.source}; minus the event "
+                                 f"overhead ({params.testbed.lambda_.event_overhead_bytes.source}) and the request "
+                                 f"envelope around the payload ({ENVELOPE_BYTES} bytes)",
         "lambda_billed_ms": f"medians per payload size of {n_l:,} successful Lambda attempts of the training logs "
                             f"(billed ms rounded up to 1 ms; INIT billed: {params.cost.bill_lambda_init})",
         "lambda_memory_mb": "median memory_limit_mb of the Lambda attempts, else params.workloads.<w>.lambda_memory_mb",
@@ -90,4 +94,6 @@ def fit_marginal(requests: pd.DataFrame, params: Params) -> MarginalCost:
         ecs_autoscaling={w: bool(fg.autoscaling.enabled.value) and wl.fargate.max_tasks > wl.fargate.min_tasks
                          for w, wl in params.workloads.items()},
         ecs_slots_per_task=slots,
+        lambda_max_payload_kb=(params.testbed.lambda_.invoke_payload_limit_bytes.value
+                               - params.testbed.lambda_.event_overhead_bytes.value - ENVELOPE_BYTES) / 1024.0,
         sources=sources)
