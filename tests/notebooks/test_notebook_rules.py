@@ -60,7 +60,7 @@ def rule_breaks(path: Path) -> list[str]:
 
 
 def test_the_pipeline_has_its_seven_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "06", "07"], NOTEBOOKS
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"], NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

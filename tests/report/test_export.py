@@ -57,13 +57,13 @@ def test_figure_files_are_the_same_bytes_each_run(tmp_path, params):
 
 
 def test_table_writes_booktabs_latex_and_full_precision_csv(tmp_path, params):
-    exp = Exporter(params, "07_ab_test", root=tmp_path)
+    exp = Exporter(params, "08_ab_test", root=tmp_path)
     shown = exp.table("policies", _frame(), "Policies: 95 % CIs & cost_usd")
     assert isinstance(shown, Styler)
-    stage = tmp_path / "export" / "07_ab_test"
+    stage = tmp_path / "export" / "08_ab_test"
     tex = (stage / "policies.tex").read_text()
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "\\caption{Policies: 95 \\% CIs \\& cost\\_usd}" in tex and "\\label{tab:07_ab_test:policies}" in tex
+    assert "\\caption{Policies: 95 \\% CIs \\& cost\\_usd}" in tex and "\\label{tab:08_ab_test:policies}" in tex
     assert "policy\\_name" in tex and "share\\_\\%" in tex and "model:xgb" in tex
     assert "a\\_b \\& c" in tex and "\\{x\\}" in tex and "\\{'depth': 3\\}" in tex
     assert "2.12e-06" in tex and "65,023" in tex and "0.512" in tex

@@ -1,4 +1,4 @@
-"""Stage 07 (A/B): the policy table and frontier of the offline evaluation, and the arms' latency."""
+"""Stage 08 (A/B): the policy table and frontier of the offline evaluation, and the arms' latency."""
 
 from __future__ import annotations
 

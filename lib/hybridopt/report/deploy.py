@@ -1,4 +1,4 @@
-"""Stage 06 (deploy): the router package at a glance and the handler's answers to sample events (an
+"""Stage 07 (deploy): the router package at a glance and the handler's answers to sample events (an
 API Gateway REST (v1) event, an HTTP API (v2) event, a direct invocation, and a few bad inputs)."""
 
 from __future__ import annotations
