@@ -44,14 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
-    from hybridopt.infra import deploy as dep
-    from hybridopt.infra import synth as syn_mod
-
     try:
         return _ACTIONS[args.action](params, args)
-    except (syn_mod.SynthError, dep.InfraError) as exc:
-        print(f"error: {exc}")
-        return 2
     except Exception as exc:  # botocore: no credentials, access denied, throttling, ...
         from botocore.exceptions import BotoCoreError, ClientError
 

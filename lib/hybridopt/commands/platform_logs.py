@@ -25,9 +25,6 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     try:
         res = pl.collect_platform_logs(params, Clients.create(params.infra.region).logs, args.data, args.out)
-    except pl.PlatformLogsError as exc:
-        print(f"error: {exc}")
-        return 2
     except Exception as exc:  # botocore: no credentials, access denied, throttling, ...
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hybridopt.errors import InputError
 from hybridopt import paths
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -49,7 +50,7 @@ _PIP_PLATFORMS = {arch: (f"manylinux_2_28_{m}", f"manylinux_2_17_{m}", f"manylin
                   for arch, m in (("x86_64", "x86_64"), ("arm64", "aarch64"))}
 
 
-class BundleError(RuntimeError):
+class BundleError(InputError):
     """The Lambda zip cannot be built (a dependency has no wheel for the runtime, pip failed...)."""
 
 

@@ -2,15 +2,17 @@
 cost note; `python -m hybridopt infra cost --profile aws`).
 
 The hour's requests come from the project's platform model (`emulation.simulate`, the profile's
-schedule, one seed): every pair sends one request to each platform. They are billed by the project's
-cost model (`data.cost`) with the prices in params:
+schedule, one seed): every pair sends one request to each platform. They are billed as AWS would
+bill them by the project's bill (`decision.bill`) with the prices in params, the ECS tasks as the
+model ran them (its minimum tasks, plus what its autoscaling added):
 
-- Lambda: billed GB-s x $/GB-s + requests x $/request + API Gateway requests (`cost.lambda_cost_usd`);
-- Fargate provisioned: the services' minimum tasks for the whole hour (task-hours x (vCPU x $/vCPU-h
-  + GB x $/GB-h)), what the stack keeps running whatever the load;
-- Fargate as modelled: the cost model's amortised task cost (minimum tasks, or more in the minutes
-  the modelled autoscaling ran more), ALB excluded;
-- ALB: one ALB-hour plus the processed-bytes LCUs of the ECS requests (`cost.ecs_cost_usd`'s share).
+- Lambda: billed GB-s x $/GB-s + requests x $/request + API Gateway requests;
+- Fargate provisioned: the services' minimum tasks for the whole hour, what the stack keeps running
+  whatever the load;
+- Fargate as modelled: the task-seconds the modelled services ran (per second, 1-minute minimum
+  for the tasks autoscaling added);
+- ALB: every clock hour the window touches plus the LCU-hours (per hour the largest of its four
+  dimensions).
 
 Not in params' prices, so not in the totals: CloudWatch Logs ingestion and storage, public IPv4
 addresses (the ALB's and one per task), ECR storage, data transfer out.
@@ -19,8 +21,8 @@ addresses (the ALB's and one per task), ECR storage, data transfer out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
 from hybridopt.params import Params
@@ -61,37 +63,33 @@ def provisioned_fargate_usd_per_hour(params: Params) -> float:
 
 def hourly_costs(params: Params, seed: int = 42) -> CostNote:
     """One row per time window of the schedule (each one hour of its load pattern)."""
-    from hybridopt.data.cost import ecs_cost_usd, lambda_cost_usd
+    from hybridopt.decision import capacity
+    from hybridopt.decision.bill import bill
     from hybridopt.emulation import simulate
 
-    rows = simulate.simulate(params, seed).rows.copy()
+    res = simulate.simulate(params, seed)
+    rows = res.rows.copy()
     rows["sent_at"] = pd.to_datetime(rows["sent_at"], utc=True, format="ISO8601")
-    no_alb = params.model_copy(update={"cost": params.cost.model_copy(update={"include_alb": False})})
-    rows["lambda_usd"] = lambda_cost_usd(rows, params)
-    rows["ecs_usd"] = ecs_cost_usd(rows, params)
-    rows["ecs_compute_usd"] = ecs_cost_usd(rows, no_alb)
-    error = rows["error"].astype(object)
-    invoked = (rows["platform"] == "lambda") & ~error.isin(("payload_too_large", "throttled", "connection",
-                                                            "client_error"))
-    mem = rows["workload_type"].map({k: w.lambda_memory_mb for k, w in params.workloads.items()}).astype(float)
-    rows["gb_s"] = np.where(invoked, np.ceil(rows["billed_duration_ms"].fillna(0.0)) / 1000.0 * mem / 1024.0, 0.0)
+    d = simulate.DEFAULT_START_DATE
+    origin_s = datetime(d.year, d.month, d.day, tzinfo=params.tz).timestamp()
+    b = bill(rows, params, capacity.from_model(res.model.ecs, origin_s))
+    lines = b.frame()
     provisioned = provisioned_fargate_usd_per_hour(params)
     out = []
     for window, g in rows.groupby("time_window", sort=False):
         tw = params.time_windows[str(window)]
         hours = params.load_patterns[tw.load_pattern].duration_s / 3600.0
-        e = g[g["platform"] == "ecs"]
-        alb_bytes = (e["ecs_usd"] - e["ecs_compute_usd"]).sum()
-        # the cost model shares the ALB-hour over the minutes that had requests: bill the whole hour
-        minutes_with_requests = e["sent_at"].dt.floor("min").nunique()
-        alb_hour_part = params.prices.alb_hour_usd.value / 60.0 * minutes_with_requests
-        alb = params.prices.alb_hour_usd.value * hours + (alb_bytes - alb_hour_part)
-        lam = float(g["lambda_usd"].sum())
-        modelled = float(e["ecs_compute_usd"].sum())
+        runs = set(g["run_id"].astype(str))
+        mine = lines[lines["session"].astype(str).isin(runs)]
+        lam = mine[mine["platform"] == "lambda"]
+        fargate = mine[mine["item"].astype(str).str.startswith("fargate")]
+        alb = mine[mine["item"].astype(str).str.startswith("alb")]
+        lam_usd, fg_usd, alb_usd = float(lam["usd"].sum()), float(fargate["usd"].sum()), float(alb["usd"].sum())
         out.append({"time_window": str(window), "load_pattern": tw.load_pattern, "pairs": int(g["pair_id"].nunique()),
-                    "lambda_invocations": int(invoked[g.index].sum()), "lambda_gb_s": float(g["gb_s"].sum()),
-                    "lambda_usd": lam, "fargate_provisioned_usd": provisioned * hours,
-                    "fargate_modelled_usd": modelled, "alb_usd": float(alb), "total_usd": lam + modelled + float(alb)})
+                    "lambda_invocations": int(lam.loc[lam["item"] == "lambda_requests", "quantity"].sum()),
+                    "lambda_gb_s": float(lam.loc[lam["item"] == "lambda_duration", "quantity"].sum()),
+                    "lambda_usd": lam_usd, "fargate_provisioned_usd": provisioned * hours,
+                    "fargate_modelled_usd": fg_usd, "alb_usd": alb_usd, "total_usd": lam_usd + fg_usd + alb_usd})
     table = pd.DataFrame(out, columns=list(COLUMNS))
     order = {k: tw.code for k, tw in params.time_windows.items()}
     table = table.sort_values("time_window", key=lambda s: s.map(order)).reset_index(drop=True)

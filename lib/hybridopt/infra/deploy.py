@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from hybridopt.errors import InputError
 from hybridopt import paths
 from hybridopt.infra.settings import (
     BUCKET_OUTPUT,
@@ -43,7 +44,7 @@ TEMPLATE_BODY_MAX_BYTES = 51_200
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 
 
-class InfraError(RuntimeError):
+class InfraError(InputError):
     """A deploy or teardown step cannot go on (missing image, failed change set, ...)."""
 
 

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hybridopt.errors import InputError
 from hybridopt.infra.entry import REQUEST_LINE_TAG
 from hybridopt.infra.settings import InfraSettings
 
@@ -72,7 +73,7 @@ FILES = {"lambda": "lambda_reports.parquet", "tasks": "ecs_tasks.parquet", "coun
          "requests": "requests_billed.parquet", "summary": "platform_logs.json"}
 
 
-class PlatformLogsError(RuntimeError):
+class PlatformLogsError(InputError):
     """The platform logs cannot be read or joined (no contract lines, unreadable files...)."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridopt.errors import InputError
 from hybridopt import paths
 from hybridopt.infra.settings import InfraSettings, settings
 
@@ -28,7 +29,7 @@ Template = dict[str, Any]
 _NODE_BANNER_ENV = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
 
 
-class SynthError(RuntimeError):
+class SynthError(InputError):
     """Synthesis failed (Node.js missing, CDK validation, ...)."""
 
 
