@@ -1,19 +1,28 @@
 # Two commands on a fresh machine (Python 3.11 and Node 20 present):
 #   make run    install everything, then run the default profile's pipeline (reports/<profile>/index.html)
 #   make test   install everything, then run the whole test suite (CI runs this)
+# and one to work in the notebooks:
+#   make lab    install everything, then JupyterLab on the notebooks (their parameters cell: profile quick)
 PROFILE ?= quick
+LAB_PORT ?= 8888
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
-.PHONY: run test install install-python install-artillery clean-generated
+.PHONY: run test lab install install-python install-artillery clean-generated
 
 run: install
 	$(PY) run_all.py --profile $(PROFILE)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The venv's JupyterLab and kernel, rooted at notebooks/; kernels over IPC like run_all.py's.
+# LAB_ARGS passes more options, e.g. LAB_ARGS=--no-browser on a machine without a display.
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.port=$(LAB_PORT) \
+	  --KernelManager.transport=ipc $(LAB_ARGS)
 
 install: install-python install-artillery
 

@@ -8,11 +8,10 @@
 // with arm, platform (the router's choice; null when the router never answered) and
 // router_probability, written with fs.writeSync as soon as its outcome is known.
 //
-// The pure helpers (payload bodies, clock formatting, error kinds, platform metrics, client
-// timings, field order) are the collection processor's own (variance-functions.js _internals),
-// so both processors write the same contract the same way. HYBRIDOPT_RUN_CONFIG must NOT be set
-// here (it would start the collection processor's worker hooks); the A/B run config comes in
-// HYBRIDOPT_AB_CONFIG.
+// The payload bodies, the clock, the error kinds, the platform metrics, the client timings and the
+// contract line come from request-log.js, as in the collection processor (variance-functions.js),
+// so both processors write the same contract the same way. The A/B run config's path comes in
+// HYBRIDOPT_AB_CONFIG (written by lib/hybridopt/ab/online.py).
 'use strict';
 
 const fs = require('node:fs');
@@ -20,12 +19,9 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const wt = require('node:worker_threads');
 
-if (process.env.HYBRIDOPT_RUN_CONFIG) {
-  throw new Error('hybridopt ab-functions.js: unset HYBRIDOPT_RUN_CONFIG (collection run config) for A/B runs');
-}
-const V = require('./variance-functions.js')._internals;
+const V = require('./request-log.js');
 
-const SCHEMA_VERSION = '1.0';
+const { SCHEMA_VERSION } = V;
 const ARMS = ['control', 'treatment'];
 
 function fail(message) {
@@ -34,12 +30,7 @@ function fail(message) {
 
 /** Validate the A/B run config (throws naming the file and key). */
 function validateAbConfig(cfg, where) {
-  const need = (obj, key, type) => {
-    const v = obj == null ? undefined : obj[key];
-    const ok = type === 'array' ? Array.isArray(v) : (typeof v === type && v !== null);
-    if (!ok) fail(`${where}: key '${key}' must be a ${type}, got ${JSON.stringify(v)}`);
-    return v;
-  };
+  const need = V.keyChecker('ab-functions.js', where);
   if (cfg.schema_version !== SCHEMA_VERSION) fail(`${where}: schema_version must be "${SCHEMA_VERSION}"`);
   for (const k of ['experiment', 'run_id', 'source', 'time_window', 'load_pattern', 'out_dir']) need(cfg, k, 'string');
   need(cfg, 'seed', 'number');
@@ -83,10 +74,7 @@ function init() {
 }
 
 function clockAt(epochMs) {
-  const c = state.cfg.virtual_clock;
-  if (c.real === true) return V.isoWithOffset(epochMs, c.utc_offset_minutes); // aws: the real clock
-  const start = state.startMs === null ? epochMs : state.startMs;
-  return V.isoWithOffset(Date.parse(c.start) + (epochMs - start) * c.rate, c.utc_offset_minutes);
+  return V.clockIso(state.cfg.virtual_clock, state.startMs, epochMs);
 }
 
 function writeLine(meta, outcome) {
@@ -98,9 +86,7 @@ function writeLine(meta, outcome) {
     phase: 'ab', scheduled_rate_rps: cfg.rate_rps === undefined ? null : cfg.rate_rps, sent_at: meta.sentAt,
     arm: meta.arm, router_probability: null
   }, outcome);
-  const ordered = {};
-  for (const k of V.CONTRACT_FIELDS) ordered[k] = rec[k] === undefined ? null : rec[k];
-  fs.writeSync(state.fd, JSON.stringify(ordered) + '\n');
+  V.writeContractLine(state.fd, rec);
   state.lines += 1;
 }
 
@@ -114,7 +100,7 @@ function recordOnce(uuid, outcome) {
 /** Router headers -> platform, arm, probability (validated). */
 function routerDecision(headers) {
   const h = headers || {};
-  const platform = ['lambda', 'ecs'].includes(h['x-router-platform']) ? h['x-router-platform'] : null;
+  const platform = V.PLATFORMS.includes(h['x-router-platform']) ? h['x-router-platform'] : null;
   const arm = ARMS.includes(h['x-router-arm']) ? h['x-router-arm'] : null;
   const p = Number(h['x-router-probability']);
   return { platform, arm, router_probability: Number.isFinite(p) && p >= 0 && p <= 1 ? p : null };

@@ -6,9 +6,15 @@
 // connection refused/reset. Lines are written with fs.writeSync on a per-worker file as soon as
 // the outcome is known, so an interrupted run keeps every line it wrote.
 //
-// Configuration: the orchestrator (lib/hybridopt/collection/loadgen.py) writes a run config JSON derived
-// from params and passes its path in the environment variable HYBRIDOPT_RUN_CONFIG. Nothing here
-// is a default for the experiment: sizes, routes, targets, phases, clock all come from that file.
+// Configuration: the orchestrator (`python -m hybridopt collect`, lib/hybridopt/collection/) writes a
+// run config JSON derived from params (loadgen.run_config) and passes its path in the environment
+// variable HYBRIDOPT_RUN_CONFIG. Nothing here is a default for the experiment: sizes, routes,
+// targets, phases, clock all come from that file. The contract line, the payload bodies, the clock
+// and the error kinds are request-log.js's, shared with the A/B processor.
+//
+// Health: every health_interval_s each worker appends one record to
+// loadgen-health.w<pid>-<thread>.ndjson (pairs started, attempts, lines written, in flight,
+// event-loop lag); the orchestrator reads them for its progress lines and the manifest.
 //
 // Where the outcomes come from (node_modules/@artilleryio/int-core/lib/engine_http.js):
 //  - a response (any status): scenario-level `afterResponse` hooks run after the body has been
@@ -34,57 +40,37 @@ const https = require('node:https');
 const wt = require('node:worker_threads');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 
-const SCHEMA_VERSION = '1.0';
-const CONTRACT_FIELDS = [
-  'schema_version', 'request_id', 'pair_id', 'experiment', 'run_id', 'source',
-  'platform', 'workload_type', 'target_payload_size_kb', 'time_window', 'load_pattern', 'phase',
-  'scheduled_rate_rps', 'sent_at', 'arm', 'router_probability',
-  'http_status', 'error', 'upload_ms', 'first_byte_ms', 'total_ms',
-  'execution_time_ms', 'cold_start', 'init_duration_ms', 'billed_duration_ms', 'memory_limit_mb',
-  'instance_id', 'actual_payload_size_kb'
-];
-const PLATFORMS = ['lambda', 'ecs'];
-const LAG_RESOLUTION_MS = 10;
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT']);
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
-  'ECONNABORTED', 'EADDRNOTAVAIL', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_SOCKET_CLOSED',
-  'ERR_HTTP2_STREAM_ERROR', 'EPROTO', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_SSL_WRONG_VERSION_NUMBER'
-]);
+const {
+  SCHEMA_VERSION, PLATFORMS, writeContractLine, keyChecker, makeRng, seedFrom, buildBodies, clockIso,
+  errorKindOf, errorKindOfResponse, platformMetrics, parseJsonObject, timingsOf
+} = require('./request-log.js');
 
-// ------------------------------------------------------------------------------------ pure helpers
+const LAG_RESOLUTION_MS = 10;
+
 function fail(message) {
   throw new Error(`hybridopt variance-functions.js: ${message}`);
 }
 
 /** Validate the run config and return it (throws naming the file and the key). */
 function validateConfig(cfg, where) {
-  const need = (obj, key, type, prefix) => {
-    const v = obj == null ? undefined : obj[key];
-    const ok = type === 'array' ? Array.isArray(v) : (typeof v === type && v !== null);
-    if (!ok) {
-      fail(`${where}: key '${prefix}${key}' must be a ${type}, got ${JSON.stringify(v)}`);
-    }
-    return v;
-  };
+  const need = keyChecker('variance-functions.js', where);
   if (cfg.schema_version !== SCHEMA_VERSION) {
     fail(`${where}: schema_version must be "${SCHEMA_VERSION}", got ${JSON.stringify(cfg.schema_version)}`);
   }
   for (const k of ['experiment', 'run_id', 'source', 'time_window', 'load_pattern', 'out_dir']) {
-    need(cfg, k, 'string', '');
+    need(cfg, k, 'string');
   }
-  need(cfg, 'seed', 'number', '');
-  need(cfg, 'http_timeout_s', 'number', '');
-  need(cfg, 'drain_grace_s', 'number', '');
-  const targets = need(cfg, 'targets', 'object', '');
+  need(cfg, 'seed', 'number');
+  need(cfg, 'http_timeout_s', 'number');
+  need(cfg, 'drain_grace_s', 'number');
+  const targets = need(cfg, 'targets', 'object');
   for (const p of PLATFORMS) {
     const u = need(targets, `${p}_base_url`, 'string', 'targets.');
     if (!/^https?:\/\//.test(u)) {
       fail(`${where}: key 'targets.${p}_base_url' must start with http:// or https://, got ${JSON.stringify(u)}`);
     }
   }
-  const workloads = need(cfg, 'workloads', 'object', '');
+  const workloads = need(cfg, 'workloads', 'object');
   if (Object.keys(workloads).length === 0) {
     fail(`${where}: key 'workloads' is empty`);
   }
@@ -100,7 +86,7 @@ function validateConfig(cfg, where) {
       fail(`${where}: key 'workloads.${name}.encoding' must be "json" or "base64", got ${JSON.stringify(enc)}`);
     }
   }
-  const phases = need(cfg, 'phases', 'array', '');
+  const phases = need(cfg, 'phases', 'array');
   if (phases.length === 0) {
     fail(`${where}: key 'phases' is empty`);
   }
@@ -109,7 +95,7 @@ function validateConfig(cfg, where) {
     need(ph, 'duration_s', 'number', `phases[${i}].`);
     need(ph, 'arrival_rate_rps', 'number', `phases[${i}].`);
   });
-  const clock = need(cfg, 'virtual_clock', 'object', '');
+  const clock = need(cfg, 'virtual_clock', 'object');
   need(clock, 'start', 'string', 'virtual_clock.');
   need(clock, 'utc_offset_minutes', 'number', 'virtual_clock.');
   need(clock, 'rate', 'number', 'virtual_clock.');
@@ -117,63 +103,6 @@ function validateConfig(cfg, where) {
     fail(`${where}: key 'virtual_clock.start' is not an ISO-8601 timestamp: ${JSON.stringify(clock.start)}`);
   }
   return cfg;
-}
-
-/** mulberry32: a small seeded PRNG (deterministic per run, worker and seed). */
-function makeRng(seed) {
-  let a = seed >>> 0;
-  return function rng() {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function seedFrom(...parts) {
-  return crypto.createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0);
-}
-
-/** Bytes of a JSON `payload` value of exactly round(size_kb*1024) characters (base64: rounded
- * down to a multiple of 4 so it decodes). Built from one block of seeded random bytes. */
-function buildBodies(workloads, seed) {
-  let maxChars = 0;
-  for (const w of Object.values(workloads)) {
-    for (const s of w.sizes_kb) {
-      maxChars = Math.max(maxChars, Math.round(s * 1024));
-    }
-  }
-  const rng = makeRng(seed);
-  const raw = Buffer.allocUnsafe(Math.ceil((maxChars * 3) / 4) + 3);
-  for (let i = 0; i < raw.length; i += 4) {
-    const v = (rng() * 4294967296) >>> 0;
-    raw[i] = v & 255;
-    if (i + 1 < raw.length) raw[i + 1] = (v >>> 8) & 255;
-    if (i + 2 < raw.length) raw[i + 2] = (v >>> 16) & 255;
-    if (i + 3 < raw.length) raw[i + 3] = (v >>> 24) & 255;
-  }
-  const alphabet = raw.toString('base64'); // JSON-safe characters, >= maxChars long
-  const bodies = {};
-  for (const [name, w] of Object.entries(workloads)) {
-    bodies[name] = {};
-    for (const sizeKb of w.sizes_kb) {
-      const chars = Math.round(sizeKb * 1024);
-      let payloadJson;
-      if (w.encoding === 'base64') {
-        const n = Math.max(4, Math.floor(chars / 4) * 4);
-        payloadJson = `"${alphabet.slice(0, n)}"`;
-      } else {
-        const head = '{"user":"test","action":"validate","data":"';
-        const tail = '"}';
-        const n = Math.max(1, chars - head.length - tail.length);
-        payloadJson = head + alphabet.slice(0, n) + tail;
-      }
-      const body = `{"workload_type":${JSON.stringify(name)},"payload":${payloadJson}}`;
-      bodies[name][String(sizeKb)] = Buffer.from(body, 'utf8');
-    }
-  }
-  return bodies;
 }
 
 /** The phase and scheduled rate (pairs/s) at `elapsedS` seconds into the run, as Artillery's
@@ -201,88 +130,6 @@ function scheduleAt(phases, elapsedS) {
   return { phase: last.name, rate: lastRate };
 }
 
-function pad(n, w = 2) {
-  return String(n).padStart(w, '0');
-}
-
-/** ISO-8601 with the given UTC offset, millisecond precision: 2025-11-24T02:00:01.250+05:30 */
-function isoWithOffset(epochMs, offsetMin) {
-  const d = new Date(epochMs + offsetMin * 60000);
-  const sign = offsetMin < 0 ? '-' : '+';
-  const a = Math.abs(offsetMin);
-  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.` +
-    `${pad(d.getUTCMilliseconds(), 3)}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
-}
-
-function roundMs(x) {
-  return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? Math.round(x * 1000) / 1000 : null;
-}
-
-function num(x) {
-  if (typeof x === 'number') return Number.isFinite(x) ? x : null;
-  if (typeof x === 'string' && x.trim() !== '' && Number.isFinite(Number(x))) return Number(x);
-  return null;
-}
-
-function bool(x) {
-  if (typeof x === 'boolean') return x;
-  if (x === 'true' || x === 'True') return true;
-  if (x === 'false' || x === 'False') return false;
-  return null;
-}
-
-/** Contract error kind of a request that got no (complete) response. */
-function errorKindOf(err) {
-  const code = (err && (err.code || (err.cause && err.cause.code))) || '';
-  if (TIMEOUT_CODES.has(code) || (err && err.name === 'TimeoutError')) return 'timeout';
-  if (CONNECTION_CODES.has(code) || (err && /socket hang up|ECONNRESET|ECONNREFUSED/i.test(err.message || ''))) {
-    return 'connection';
-  }
-  if (err && (err.name === 'RequestError' || err.name === 'ReadError' || err.name === 'UploadError')) {
-    return 'connection';
-  }
-  return 'client_error';
-}
-
-/** Contract error kind of a response (null = success). */
-function errorKindOfResponse(status, parsed) {
-  if (status >= 200 && status < 300) {
-    return parsed === null ? 'non_json' : null;
-  }
-  return { 413: 'payload_too_large', 429: 'throttled', 504: 'gateway_timeout' }[status] || 'http_error';
-}
-
-/** The platform's own metrics from a parsed response body (metrics.* first, then top level). */
-function platformMetrics(body) {
-  const out = {
-    execution_time_ms: null, cold_start: null, init_duration_ms: null, billed_duration_ms: null,
-    memory_limit_mb: null, instance_id: null, actual_payload_size_kb: null
-  };
-  if (!body || typeof body !== 'object') return out;
-  const m = body.metrics && typeof body.metrics === 'object' ? body.metrics : {};
-  const pick = (k) => (m[k] !== undefined ? m[k] : body[k]);
-  out.execution_time_ms = num(pick('execution_time_ms'));
-  out.cold_start = bool(pick('cold_start'));
-  out.init_duration_ms = num(pick('init_duration_ms'));
-  out.billed_duration_ms = num(pick('billed_duration_ms'));
-  out.memory_limit_mb = num(pick('memory_limit_mb'));
-  const inst = pick('instance_id');
-  out.instance_id = inst === undefined || inst === null ? null : String(inst);
-  out.actual_payload_size_kb = num(pick('payload_size_kb') !== undefined ? pick('payload_size_kb') : pick('actual_payload_size_kb'));
-  return out;
-}
-
-function parseJsonObject(text) {
-  if (typeof text !== 'string' || text.length === 0) return null;
-  try {
-    const v = JSON.parse(text);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : null;
-  } catch (_e) {
-    return null;
-  }
-}
-
 // ------------------------------------------------------------------------------ per-worker state
 const state = {
   ready: false,
@@ -295,7 +142,6 @@ const state = {
   file: null,
   healthFd: null,
   inFlight: new Map(), // uuid -> meta
-  written: new Set(), // uuids with a line (dedupe; cleared as pairs finish)
   attempts: 0,
   lines: 0,
   pairs: 0,
@@ -388,13 +234,7 @@ function writeHealth(final, extra) {
 }
 
 function clockAt(epochMs) {
-  const c = state.cfg.virtual_clock;
-  if (c.real === true) {
-    return isoWithOffset(epochMs, c.utc_offset_minutes); // aws: the real clock in the profile's zone
-  }
-  const start = state.runStartMs === null ? epochMs : state.runStartMs;
-  const virtual = Date.parse(c.start) + (epochMs - start) * c.rate;
-  return isoWithOffset(virtual, c.utc_offset_minutes);
+  return clockIso(state.cfg.virtual_clock, state.runStartMs, epochMs);
 }
 
 function writeLine(meta, outcome, ee) {
@@ -416,11 +256,7 @@ function writeLine(meta, outcome, ee) {
     sent_at: meta.sentAt,
     ...outcome
   };
-  const ordered = {};
-  for (const k of CONTRACT_FIELDS) {
-    ordered[k] = rec[k] === undefined ? null : rec[k];
-  }
-  fs.writeSync(state.fd, JSON.stringify(ordered) + '\n');
+  const ordered = writeContractLine(state.fd, rec);
   state.lines += 1;
   const kind = ordered.error || 'ok';
   state.errorsByKind[kind] = (state.errorsByKind[kind] || 0) + 1;
@@ -452,33 +288,6 @@ function recordOnce(uuid, outcome, ee, startMs) {
     }
   }
   return true;
-}
-
-/** Client timings from got's http-timer timestamps (ms). upload = body sent (upload end minus
- * connect), first byte = upload end to the first response byte, total = start to last byte (or to
- * the error). For large bodies Node can emit the request's `finish` after the `response` event
- * (the write callback runs after the answer was read), which leaves phases.request/firstByte
- * unset or NaN; the upload cannot have ended after the first response byte was in, so the upload
- * end is taken as min(upload, response). */
-function timingsOf(t) {
-  if (!t || typeof t.start !== 'number') {
-    return { upload_ms: null, first_byte_ms: null, total_ms: null };
-  }
-  const ph = t.phases || {};
-  const conn = [t.secureConnect, t.connect, t.socket, t.start].find((x) => typeof x === 'number');
-  let up = t.upload;
-  if (typeof t.response === 'number' && (typeof up !== 'number' || up > t.response)) {
-    up = t.response;
-  }
-  let total = ph.total;
-  if (typeof total !== 'number' || !Number.isFinite(total)) {
-    total = (t.end || t.error || t.abort || Date.now()) - t.start;
-  }
-  return {
-    upload_ms: typeof up === 'number' ? roundMs(up - conn) : null,
-    first_byte_ms: typeof t.response === 'number' && typeof up === 'number' ? roundMs(t.response - up) : null,
-    total_ms: roundMs(total)
-  };
 }
 
 // ------------------------------------------------------------------------------ Artillery hooks
@@ -605,8 +414,11 @@ function hyLogError(err, requestParams, context, ee, next) {
 }
 
 // ------------------------------------------------------------------ worker start / stop handling
+// In an Artillery worker with a run config: build payloads and open files while Artillery prepares
+// the worker (not during the run), mark the run start, and drain in-flight attempts on exit.
+// Without a run config the module only defines the hooks, whose first call fails with the
+// message of configPath().
 if (!wt.isMainThread && process.env.HYBRIDOPT_RUN_CONFIG) {
-  // Build payloads and open files while Artillery prepares the worker, not during the run.
   init();
   if (wt.parentPort) {
     wt.parentPort.on('message', (m) => {
@@ -655,9 +467,6 @@ module.exports = {
   hyPrepareRequest,
   hyLogResponse,
   hyLogError,
-  // exported for the unit tests (node --test / tests/test_artillery_processor.py)
-  _internals: {
-    validateConfig, buildBodies, scheduleAt, isoWithOffset, errorKindOf, errorKindOfResponse,
-    platformMetrics, parseJsonObject, makeRng, seedFrom, timingsOf, CONTRACT_FIELDS
-  }
+  // the run config check and the schedule lookup, exported to be tested without running Artillery
+  _internals: { validateConfig, scheduleAt }
 };

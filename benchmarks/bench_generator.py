@@ -143,12 +143,11 @@ def telemetry_run() -> dict:
                 run_dir.mkdir(parents=True)
                 cfg_path = run_dir / "run-config.json"
                 cfg_path.write_text(json.dumps(cfg))
-                env = loadgen.artillery_env(os.environ, adir, cfg_path, url, 5)
+                env = loadgen.artillery_env(os.environ, adir, cfg_path, 5)
                 if not with_preload:
                     env["NODE_OPTIONS"] = ""
-                cmd = loadgen.artillery_command(loadgen.default_node(), adir, "variance-test-low-load.yml",
-                                                run_dir / "report.json",
-                                                loadgen.artillery_overrides(phases, url, 10))
+                script = loadgen.write_script(adir, run_dir, phases, url, 10)
+                cmd = loadgen.artillery_command(loadgen.default_node(), adir, script, run_dir / "report.json")
                 t0 = time.perf_counter()
                 subprocess.run(cmd, cwd=adir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                timeout=120, check=True)

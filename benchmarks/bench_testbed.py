@@ -4,8 +4,9 @@ Starts the testbed as a child process (`python -m hybridopt testbed`, its own in
 an open-loop asyncio HTTP/1.1 client in this process sends POSTs with ~1 MB JSON bodies at a fixed rate,
 one new TCP connection per request (Artillery's default: one connection per virtual user). For every
 response it compares the client-measured time (connect + send + receive, perf_counter) with the model's
-scheduled total in the response's Server-Timing header: added latency = actual - scheduled. Target
-(issue 3): p99 < 5 ms at 60 requests/s with 1 MB bodies. Also reports the testbed process's CPU use.
+scheduled total in the response's Server-Timing header: added latency = actual - scheduled. Target:
+p99 < 5 ms at 60 requests/s with 1 MB bodies. Also reports the testbed process's CPU use and the
+testbed's own record of how late it released responses (`server_release_late_ms`).
 
     python benchmarks/bench_testbed.py [--profile thesis-2025-11] [--rate 60] [--seconds 60]
         [--kb 1024] [--route /thumbnail] [--json out.json]

@@ -10,6 +10,12 @@ package) takes the file names from here. Standard library only: the router's zip
     router_config.json       the router's own settings (written into the Lambda package only)
     analysis/<family>.joblib every base model (sklearn wrappers; analysis only, never served)
     analysis/splits.parquet  pair_id -> train | validation | test
+    decision/                stage 06 (decide), what the router's objective policy serves:
+      decision_spec.json     feature columns (14 + load), load windows, latency transform, model
+                             files, objective and settings, marginal cost, workload rule, lookup
+                             table, classifier, version, training provenance
+      <platform>_<q>.txt     LightGBM text outcome models: q = p50, p95 (log latency), fail
+      classifier.txt|.json   the decide stage's refit of the served classifier family
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ SERVING_FILES: Final = {"lightgbm_text": "model.txt", "xgboost_json": "model.jso
 #: What every model directory holds besides the serving model itself.
 REQUIRED_FILES: Final = (FEATURE_COLUMNS, FEATURE_SPEC, STATIC_RULE, METADATA)
 ANALYSIS_DIR: Final = "analysis"
+DECISION_DIR: Final = "decision"
+DECISION_SPEC: Final = "decision_spec.json"
+#: platform -> quantity -> LightGBM text file of the outcome models
+DECISION_MODEL_FILES: Final = {p: {q: f"{p}_{q}.txt" for q in ("p50", "p95", "fail")} for p in ("lambda", "ecs")}
+#: serving format -> file name of the decide stage's classifier
+DECISION_CLASSIFIER_FILES: Final = {"lightgbm_text": "classifier.txt", "xgboost_json": "classifier.json"}
 SPLITS: Final = "splits.parquet"
 
 
@@ -40,3 +52,11 @@ def analysis_dir(model_dir: Path) -> Path:
 
 def splits_path(model_dir: Path) -> Path:
     return analysis_dir(model_dir) / SPLITS
+
+
+def decision_dir(model_dir: Path) -> Path:
+    return Path(model_dir) / DECISION_DIR
+
+
+def decision_spec_path(model_dir: Path) -> Path:
+    return decision_dir(model_dir) / DECISION_SPEC

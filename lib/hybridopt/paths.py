@@ -67,3 +67,9 @@ class Processed:
 def processed(params: "Params", out_dir: str | os.PathLike[str] | None = None) -> Processed:
     """The profile's processed folder (or `out_dir` when a command was given --out)."""
     return Processed(Path(out_dir) if out_dir is not None else params.path("processed_dir"))
+
+
+def platform_logs_dir(params: "Params") -> Path:
+    """What AWS logged about a collection (`platform-logs`: Lambda REPORT lines, ECS task times,
+    joined to the request log), beside the raw logs: <data.raw_dir>/platform/ (no .jsonl inside)."""
+    return params.path("raw_dir") / "platform"

@@ -72,7 +72,10 @@ def test_artillery_ab_on_the_testbed_logs_arm_and_platform(params, model) -> Non
     d, zp, tmp = model
     run = abtest.run_testbed_ab(params, zp, tmp / "run", n_requests=40, rate_rps=10)
     assert run.artillery_rc == 0 and run.lines == 40, (run.out_dir / "artillery.log").read_text()[-2000:]
-    lines = abtest.read_lines(run.out_dir / "lines")
+    read = abtest.read_ab_lines(params, run.out_dir / "lines")
+    assert read.ledger.accounted and read.ledger.lines_total == run.ledger.lines_total == 40
+    assert read.ledger.quarantined == 0, dict(read.ledger.quarantine_reasons)
+    lines = read.requests.astype({c: object for c in ("arm", "platform", "workload_type", "source")})
     assert set(lines["arm"]) == {"control", "treatment"}
     assert set(lines["platform"].dropna()) <= {"lambda", "ecs"}
     assert lines["router_probability"].between(0, 1).all() and lines["source"].eq("testbed").all()
@@ -101,9 +104,8 @@ def test_simulated_ab_routes_arms_and_costs_requests(params, model) -> None:
 
 
 def test_ab_cli_refuses_aws_without_opt_in(capsys) -> None:
-    import argparse
+    from hybridopt.cli import main
 
-    from hybridopt.commands import ab as cmd
-
-    assert cmd.run(argparse.Namespace(profile="aws", simulate=False, requests=None, aws_opt_in=False)) == 2
-    assert "--aws-opt-in" in capsys.readouterr().out
+    assert main(["ab", "--profile", "aws"]) == 2
+    err = capsys.readouterr().err
+    assert "--aws-opt-in" in err and err.count("\n") == 1

@@ -1,7 +1,8 @@
-"""The Artillery harness (artillery/variance-functions.js, preload.js, the four YAML configs) run for
-real: pinned Artillery 2.0.21 against a small stdlib HTTP server on 127.0.0.1 that answers the way
-the platforms can (JSON, HTTP errors with JSON or HTML bodies, non-JSON 200, slow answers, reset
-connections, a server that goes away), plus fast tests of the processor's pure parts through node.
+"""The Artillery harness (artillery/variance-functions.js, request-log.js, preload.js and the script
+template variance-test.yml) run for real: pinned Artillery 2.0.21 against a small stdlib HTTP server
+on 127.0.0.1 that answers the way the platforms can (JSON, HTTP errors with JSON or HTML bodies,
+non-JSON 200, slow answers, reset connections, a server that goes away), plus fast tests of the
+processors' pure parts through node.
 
 Every slow test runs one short window through `collect.run_window` (the orchestrator's own path)
 and checks the one invariant the harness exists for: lines written == attempts made."""
@@ -147,6 +148,18 @@ def assert_contract(params: Any, recs: list[dict[str, Any]]) -> None:
     assert len({r["request_id"] for r in recs}) == len(recs)
 
 
+def stop_after_lines(run_dir: Path, n_lines: int, stop: Callable[[], None], timeout_s: float = 60) -> None:
+    """In a background thread: call `stop` once the run directory holds `n_lines` contract lines."""
+
+    def wait_then_stop() -> None:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and sum(loadgen.count_lines(run_dir).values() if run_dir.is_dir() else [0]) < n_lines:
+            time.sleep(0.05)
+        stop()
+
+    threading.Thread(target=wait_then_stop, daemon=True).start()
+
+
 # --------------------------------------------------------------------------- fast: processor internals
 def _node(js: str) -> Any:
     out = subprocess.run(["node", "-e", js], cwd=ADIR, capture_output=True, text=True, timeout=60)
@@ -158,7 +171,7 @@ def test_bodies_are_prebuilt_with_exact_payload_sizes_and_valid_json() -> None:
     params = load_params("quick")
     wl = loadgen.workload_config(params)
     res = _node(f"""
-      const f = require('./variance-functions.js')._internals;
+      const f = require('./request-log.js');
       const b = f.buildBodies({json.dumps(wl)}, 42);
       const out = {{}};
       for (const [w, sizes] of Object.entries(b)) {{
@@ -185,13 +198,17 @@ def test_bodies_are_prebuilt_with_exact_payload_sizes_and_valid_json() -> None:
 
 def test_schedule_errors_clock_and_metrics_helpers() -> None:
     res = _node("""
-      const f = require('./variance-functions.js')._internals;
+      const f = require('./request-log.js');
+      const {scheduleAt} = require('./variance-functions.js')._internals;
       const ph = [{name: 'a', duration_s: 10, arrival_rate_rps: 5},
                   {name: 'r', duration_s: 11, arrival_rate_rps: 5, ramp_to_rps: 25}];
       console.log(JSON.stringify({
-        s: [0, 9.9, 10, 15.5, 20.99, 30].map((t) => f.scheduleAt(ph, t)),
+        s: [0, 9.9, 10, 15.5, 20.99, 30].map((t) => scheduleAt(ph, t)),
         iso: f.isoWithOffset(Date.parse('2025-11-24T02:00:00+05:30') + 1250, 330),
         neg: f.isoWithOffset(Date.parse('2025-11-24T02:00:00Z'), -300),
+        c: [f.clockIso({start: '2025-11-24T12:00:00+05:30', utc_offset_minutes: 330, rate: 1}, 1000, 3500),
+            f.clockIso({start: '2025-11-24T12:00:00+05:30', utc_offset_minutes: 330, rate: 1, real: true}, 1000,
+                       Date.parse('2025-11-30T10:00:00Z'))],
         k: [{code: 'ETIMEDOUT', name: 'TimeoutError'}, {code: 'ECONNREFUSED'}, {code: 'ECONNRESET'},
             {message: 'socket hang up'}, {code: 'EPIPE'}, {name: 'Whatever'}].map(f.errorKindOf),
         r: [[200, {}], [200, null], [413, {}], [429, null], [504, null], [500, {}], [302, null]]
@@ -212,6 +229,7 @@ def test_schedule_errors_clock_and_metrics_helpers() -> None:
     assert [x["rate"] for x in res["s"]] == [5, 5, 5, 5 + 2 * 5, 5 + 2 * 10, 25]
     assert res["iso"] == "2025-11-24T02:00:01.250+05:30"
     assert res["neg"] == "2025-11-23T21:00:00.000-05:00"
+    assert res["c"] == ["2025-11-24T12:00:02.500+05:30", "2025-11-30T15:30:00.000+05:30"]
     assert res["k"] == ["timeout", "connection", "connection", "connection", "connection", "client_error"]
     assert res["r"] == [None, "non_json", "payload_too_large", "throttled", "gateway_timeout", "http_error",
                         "http_error"]
@@ -226,8 +244,26 @@ def test_schedule_errors_clock_and_metrics_helpers() -> None:
 
 
 def test_contract_fields_match_contract_py() -> None:
-    res = _node("console.log(JSON.stringify(require('./variance-functions.js')._internals.CONTRACT_FIELDS))")
-    assert tuple(res) == contract.COLUMNS
+    res = _node("const f = require('./request-log.js'); console.log(JSON.stringify({fields: f.CONTRACT_FIELDS, "
+                "version: f.SCHEMA_VERSION, line: f.contractRecord({request_id: 'r', error: null, bogus: 1})}))")
+    assert tuple(res["fields"]) == contract.COLUMNS and res["version"] == contract.SCHEMA_VERSION
+    assert list(res["line"]) == list(contract.COLUMNS) and res["line"]["request_id"] == "r"
+    assert all(v is None for k, v in res["line"].items() if k != "request_id")
+
+
+def test_both_processors_share_request_log_js_and_load_in_any_environment(tmp_path: Path) -> None:
+    """The A/B processor loads with or without a collection run config in the environment, and
+    both processors write lines through the same helpers (no copy of them in either file)."""
+    env = {**os.environ, "HYBRIDOPT_RUN_CONFIG": str(tmp_path / "unused.json")}
+    out = subprocess.run(["node", "-e", "const ab = require('./ab-functions.js'); const v = "
+                          "require('./variance-functions.js'); console.log(typeof ab.abStart, typeof v.hyStartPair)"],
+                         cwd=ADIR, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and out.stdout.split() == ["function", "function"], out.stderr
+    shared = ("function buildBodies", "function errorKindOf", "function timingsOf", "CONTRACT_FIELDS = [")
+    for name in ("variance-functions.js", "ab-functions.js"):
+        text = (ADIR / name).read_text()
+        assert "require('./request-log.js')" in text
+        assert not [s for s in shared if s in text], name
 
 
 def test_processor_refuses_a_bad_run_config(tmp_path: Path) -> None:
@@ -322,7 +358,8 @@ def test_every_attempt_is_one_line_for_every_outcome(tmp_path: Path) -> None:
 def test_server_gone_mid_run_is_logged_as_connection_failures(tmp_path: Path) -> None:
     server = StubServer(lambda path, n, h: ("sleep", 0.05, ("json", 200, default_body(path, n))))
     params = small_params(tmp_path, window_wall_s=8)
-    threading.Timer(6.5, server.stop).start()  # ~3 s of the run have passed by then (start-up ~3.5 s)
+    # the server goes away once the run has written a few lines (Artillery's start-up time varies)
+    stop_after_lines(collect.run_dir_for(params, "early_morning"), 12, server.stop)
     m = collect.run_window(params, "early_morning", server.target(), virtual_start=None, progress=lambda e: None)
     recs = lines_of(collect.run_dir_for(params, "early_morning"))
     assert m["status"] == "complete" and m["checks"]["lines_equal_attempts"]

@@ -22,6 +22,7 @@ import yaml
 from hybridopt import collection as collect
 from hybridopt import paths
 from hybridopt.collection import loadgen
+from hybridopt.collection.progress import progress_every_s
 from hybridopt.emulation import testbed
 from hybridopt.params import load_params
 from hybridopt.report import collect as collect_report
@@ -30,6 +31,7 @@ from tests.collection.test_artillery_harness import (
     assert_contract,
     lines_of,
     needs_artillery,
+    stop_after_lines,
 )
 
 UTC = timezone.utc
@@ -114,26 +116,33 @@ def test_cli_refusals_exit_non_zero_without_traffic() -> None:
     assert out.returncode == 3 and "--aws-opt-in" in out.stdout, out.stdout + out.stderr
     out = subprocess.run([sys.executable, "-m", "hybridopt", "collect", "--profile", "quick", "--window", "noon"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=PROFILE_ROOT)
-    assert out.returncode == 2 and "unknown time window" in out.stdout
+    assert out.returncode == 2 and "unknown time window" in out.stderr, out.stdout + out.stderr
 
 
-def test_artillery_yaml_configs_mirror_params() -> None:
+def test_one_artillery_template_renders_every_load_pattern_from_params(tmp_path: Path) -> None:
     p = load_params("quick")
-    for pattern_name, fname in loadgen.CONFIG_FILES.items():
-        doc = yaml.safe_load((paths.ARTILLERY_DIR / fname).read_text())
+    adir = paths.ARTILLERY_DIR
+    assert sorted(x.name for x in adir.glob("variance-test*.yml")) == [loadgen.SCRIPT_TEMPLATE]
+    for pattern_name, pattern in p.load_patterns.items():
+        phases = loadgen.run_phases(pattern, p.collection.window_wall_s, p.collection.rate_scale)
+        run_dir = tmp_path / pattern_name
+        run_dir.mkdir()
+        script = loadgen.write_script(adir, run_dir, phases, "http://127.0.0.1:1234", p.collection.http_timeout_s)
+        assert script == run_dir / loadgen.SCRIPT_NAME
+        doc = yaml.safe_load(script.read_text())
         cfg = doc["config"]
-        want = [x.artillery() for x in loadgen.run_phases(p.load_patterns[pattern_name])]
-        got = [{k: ph[k] for k in ("name", "duration", "arrivalRate", "rampTo") if k in ph} for ph in cfg["phases"]]
-        assert got == want, fname
-        assert cfg["http"]["timeout"] == load_params("aws").collection.http_timeout_s
-        assert cfg["processor"] == "./variance-functions.js"
-        assert cfg["variables"]["load_pattern"] == pattern_name
+        assert cfg["phases"] == [x.artillery() for x in phases], pattern_name
+        assert sum(ph["duration"] for ph in cfg["phases"]) == p.collection.window_wall_s
+        assert cfg["target"] == "http://127.0.0.1:1234" and cfg["http"]["timeout"] == p.collection.http_timeout_s
+        assert Path(cfg["processor"]) == (adir / "variance-functions.js").resolve()
         (scenario,) = doc["scenarios"]
         assert scenario["onError"] == ["hyLogError"] and scenario["afterResponse"] == ["hyLogResponse"]
         assert scenario["flow"][0] == {"function": "hyStartPair"}
         names = [step["post"]["name"] for step in scenario["flow"][1]["parallel"]]
         assert names == ["lambda", "ecs"]
-    assert set(loadgen.CONFIG_FILES) == set(p.load_patterns)
+    with pytest.raises(ValueError, match=r"t.yml: the Artillery template has no `config.phases`"):
+        loadgen.render_script({"config": {"target": None, "processor": "x.js", "http": {}}}, phases, "http://x", 1,
+                              Path("/x.js"), where="t.yml")
 
 
 def test_run_config_and_manifest_hold_no_secrets(tmp_path: Path) -> None:
@@ -147,7 +156,7 @@ def test_run_config_and_manifest_hold_no_secrets(tmp_path: Path) -> None:
     assert cfg["virtual_clock"] == {"start": "2025-11-24T12:00:00+05:30", "utc_offset_minutes": 330, "rate": 1.0}
     assert loadgen.redact_url(p.collection.lambda_base_url) == "https://example.invalid/prod"
     env = loadgen.artillery_env({"NODE_OPTIONS": "--max-old-space-size=4096"}, paths.ARTILLERY_DIR,
-                                tmp_path / "c.json", "https://example.invalid/prod", 30)
+                                tmp_path / "c.json", 30)
     assert env["NODE_OPTIONS"].startswith("--max-old-space-size=4096 --require ")
     assert "preload.js" in env["NODE_OPTIONS"] and env["HYBRIDOPT_EXIT_WAIT_S"] == "35"
 
@@ -173,6 +182,24 @@ def test_summary_rows_flatten_manifests() -> None:
     (row, pending) = collect.summary_rows([m, {"run_id": "x", "status": "pending"}])
     assert row["ok"] == 2 and row["error_payload_too_large"] == 1 and row["error_timeout"] == 1
     assert pending["status"] == "pending" and pending["attempts_made"] is None
+
+
+def test_progress_lines_name_the_window_pairs_sent_and_elapsed_time() -> None:
+    slot = collect.WindowSlot(2, 5, "morning_peak", "ramp_load", "quick-morning_peak")
+    line = collect.describe(collect.WindowProgress(slot, elapsed_s=31.4, phases_s=50, pairs_sent=412,
+                                                   pairs_planned=750.0, attempts=824, lines_written=806))
+    assert line == ("[collect] window 2 of 5 (morning_peak, ramp_load): 412 of 750 pairs sent, 806 lines written, "
+                    "31 s elapsed (phases 50 s)")
+    m = {"status": "complete", "pairs_sent": 750, "scheduled_pairs": 750.0, "attempts_made": 1500,
+         "lines_written": 1500, "wall_s": 61.2, "generator": {"cpu_pct_p95": 41.25, "event_loop_lag_ms_p99": 3.14,
+                                                               "saturated": False}}
+    assert collect.describe(collect.WindowFinished(slot, m)) == (
+        "[collect] window 2 of 5 (morning_peak, ramp_load) complete: 750 of 750 pairs sent, 1500 attempts, "
+        "1500 lines, 61 s; generator CPU p95 41.2 %, event-loop lag p99 3.1 ms")
+    lost = {**m, "status": "interrupted", "lines_written": 1498, "generator": {"saturated": True, "reason": "CPU"}}
+    text = collect.describe(collect.WindowFinished(slot, lost))
+    assert "interrupted" in text and "(LINES MISSING)" in text and "SATURATED (CPU)" in text and "CPU p95 - %" in text
+    assert progress_every_s(50) == 5 and progress_every_s(3600) == 60
 
 
 def test_plan_and_legacy_frames(tmp_path: Path) -> None:
@@ -221,7 +248,43 @@ def test_schedule_on_the_testbed_moves_the_model_clock_and_resumes(tmp_path: Pat
     assert again["early_morning"]["status"] == "complete"
     kept = list(collect.superseded_dir(p).glob("quick-early_morning-*"))
     assert len(kept) == 1 and json.loads((kept[0] / "manifest.json").read_text())["status"] == "interrupted"
-    assert any(e["event"] == "skip" for e in events)
+    assert any(isinstance(e, collect.WindowSkipped) for e in events)
+
+
+@pytest.mark.slow
+@needs_artillery
+def test_progress_reports_pairs_sent_and_lines_while_testbed_windows_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = qparams(tmp_path, {"window_wall_s": 12})
+    windows = ["early_morning", "midday"]
+    events: list[collect.ProgressEvent] = []
+
+    def record(event: collect.ProgressEvent) -> None:
+        events.append(event)
+        collect.print_progress(event)
+
+    ms = {m["time_window"]: m for m in collect.collect(p, windows=windows, progress=record)}
+    printed = capsys.readouterr().out.splitlines()
+    for k, w in enumerate(windows, start=1):
+        m = ms[w]
+        mine = [e for e in events if getattr(e, "slot", None) is not None and e.slot.window == w]
+        assert isinstance(mine[0], collect.WindowStarted) and isinstance(mine[-1], collect.WindowFinished)
+        assert all((e.slot.number, e.slot.count) == (k, 2) for e in mine)
+        ticks = [e for e in mine if isinstance(e, collect.WindowProgress)]
+        assert len(ticks) >= 2, ticks
+        # counts come from the run directory while Artillery runs: rising, and some taken mid-window
+        assert [t.pairs_sent for t in ticks] == sorted(t.pairs_sent for t in ticks)
+        assert [t.lines_written for t in ticks] == sorted(t.lines_written for t in ticks)
+        assert [t.elapsed_s for t in ticks] == sorted(t.elapsed_s for t in ticks)
+        assert any(0 < t.pairs_sent < m["pairs_sent"] and 0 < t.lines_written < m["lines_written"] for t in ticks)
+        assert all(t.pairs_planned == m["scheduled_pairs"] for t in ticks)
+        assert ticks[-1].pairs_sent <= m["pairs_sent"] and ticks[-1].attempts <= m["attempts_made"]
+        # the window's closing numbers are Artillery's counters and the lines on disk
+        assert m["pairs_sent"] == m["artillery"]["counters"]["hybridopt.pairs"] == m["lines_written"] // 2
+        assert mine[-1].manifest == m
+        label = f"[collect] window {k} of 2 ({w}, {p.time_windows[w].load_pattern})"
+        assert sum(1 for ln in printed if ln.startswith(label + ":") and "pairs sent" in ln) == len(ticks)
+        assert any(ln.startswith(label + " complete: ") for ln in printed)
 
 
 @pytest.mark.slow
@@ -231,7 +294,7 @@ def test_testbed_stopped_mid_run_appears_as_connection_failures(tmp_path: Path) 
     tb = testbed.start(p, "127.0.0.1", 0)
     try:
         target = collect.Target("testbed", tb.base_url, tb.base_url)
-        threading.Timer(8.0, tb.stop).start()   # about 4 s into the phases (start-up ~4 s)
+        stop_after_lines(collect.run_dir_for(p, "midday"), 40, tb.stop)   # a few seconds into the phases
         m = collect.run_window(p, "midday", target, virtual_start=datetime(2025, 11, 24, 12, tzinfo=p.tz),
                                progress=lambda e: None)
     finally:
@@ -285,7 +348,7 @@ def test_sigint_mid_window_on_the_testbed_keeps_every_line(tmp_path: Path) -> No
     assert m["status"] == "interrupted" and len(recs) >= 100
     assert m["lines_written"] + m["attempts_abandoned"] == m["attempts_made"]
     assert m["attempts_abandoned"] == 0 and m["lines_written"] == m["attempts_made"] == len(recs)
-    assert m["wall_s"] < 30  # stopped well before the phases' end
+    assert m["pairs_sent"] < m["scheduled_pairs"] / 2  # stopped well before the phases' end
     assert_contract(p, recs)
     assert not collect.is_done(p, "midday")  # the next call redoes it
 

@@ -46,6 +46,13 @@ def test_zulu_timestamp_is_kept(vocab):
     assert led.kept == 1 and rows[0]["sent_at_epoch_s"] == pytest.approx(1763881200.0)
 
 
+def test_failed_ab_attempt_the_router_never_answered_has_no_platform(vocab):
+    line = contract_line(platform=None, arm="treatment", pair_id=None, http_status=None, error="timeout",
+                         total_ms=None, execution_time_ms=None, billed_duration_ms=None)
+    rows, led = read_lines([_line(line)], vocab)
+    assert led.kept == 1 and rows[0]["platform"] is None and rows[0]["arm"] == "treatment"
+
+
 @pytest.mark.parametrize("raw, reason", [
     (_line(contract_line(workload_type="video_transcode")), "unknown_workload:video_transcode"),
     (_line(contract_line(total_ms=-3.0)), "negative:total_ms"),
@@ -54,6 +61,8 @@ def test_zulu_timestamp_is_kept(vocab):
     (_line(contract_line(sent_at="yesterday")), "bad_timestamp:sent_at"),
     (_line(contract_line(platform="kubernetes")), "unknown_platform:kubernetes"),
     (_line(contract_line(platform="unknown")), "unknown_platform:unknown"),  # only legacy may say unknown
+    (_line(contract_line(platform=None)), "missing:platform"),
+    (_line(contract_line(platform=None, arm="control")), "missing:platform"),  # the router answered: it names one
     (_line(contract_line(time_window="other")), "unknown_time_window:other"),
     (_line(contract_line(extra_field=1)), "unknown_field:extra_field"),
     (_line({k: v for k, v in contract_line().items() if k != "request_id"}), "missing:request_id"),

@@ -117,3 +117,15 @@ def test_tracker_refuses_time_going_backwards_and_unknown_platforms() -> None:
         tr.sent("ec2", "a")
     with pytest.raises(ValueError, match="never sent"):
         tr.completed("ecs", "a")
+
+
+def test_microsecond_timestamps_and_unpaired_rows_are_read_as_they_come() -> None:
+    """A parquet round trip stores microseconds; legacy rows have no pair_id at all."""
+    log = paired_log(200, seed=9)
+    us = log.assign(sent_at=log["sent_at"].astype("datetime64[us, UTC]"))
+    assert check_causal(us, n_probes=20, seed=3)["max_abs_diff"] == 0.0
+    t = seconds(us["sent_at"])
+    assert np.allclose(t, seconds(log["sent_at"]))
+    unpaired = log.assign(pair_id=pd.Series([None] * len(log), dtype="string"))
+    f = load_features_at(unpaired, t[:5] + 1.0, np.array(["lightweight_api"] * 5, dtype=object))
+    assert (f["arrivals_60s_rps"] > 0).all()         # every attempt is an arrival of its own

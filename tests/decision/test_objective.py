@@ -68,7 +68,8 @@ def marginal(autoscaling: bool) -> MarginalCost:
                         gateway="rest", lambda_memory_mb={"api": 128.0},
                         lambda_billed_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, alb_usd_per_gb=0.008,
                         ecs_task_usd_per_s={"api": 0.01234 / 3600}, ecs_capacity={"api": 2},
-                        ecs_service_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, ecs_autoscaling=autoscaling)
+                        ecs_service_ms={"api": [(1.0, 100.0), (10.0, 200.0)]}, ecs_autoscaling={"api": autoscaling},
+                        ecs_slots_per_task=2)
 
 
 def test_marginal_cost_of_one_request() -> None:
@@ -78,6 +79,25 @@ def test_marginal_cost_of_one_request() -> None:
     below = m.ecs_usd("api", 1024.0, workload_in_flight_ecs=1)
     assert math.isclose(below, 1 / 1024 * 0.008)                     # 1 MB through the ALB only
     above = m.ecs_usd("api", 1024.0, workload_in_flight_ecs=2)
-    assert above > below                                               # the autoscaler buys capacity
+    # the autoscaler buys capacity: half a task (one of its two slots) for the 200 ms of service
+    assert math.isclose(above - below, 0.01234 / 3600 * 0.200 / 2)
     assert marginal(autoscaling=False).ecs_usd("api", 1024.0, 5) == below
     assert MarginalCost.from_dict(m.to_dict()) == m
+
+
+def test_when_both_platforms_are_doomed_the_cheaper_is_chosen_as_the_oracle_would() -> None:
+    o = Objective("slo_cheapest", SLO, max_failure=0.01)
+    doomed = {"lambda": pred(100, 200, 0.99992, 3.5e-6), "ecs": pred(10000, 10000, 0.99993, 1e-7)}
+    assert o.choose("heavy", doomed) == "ecs"          # failure chances within 1 %: the cheaper
+    doomed_dear_ecs = {"lambda": pred(100, 200, 0.99992, 3.5e-6), "ecs": pred(10000, 10000, 0.99993, 1e-5)}
+    assert o.choose("heavy", doomed_dear_ecs) == "lambda"
+    clearly = {"lambda": pred(100, 200, 0.5, 3.5e-6), "ecs": pred(10000, 10000, 0.9, 1e-7)}
+    assert o.choose("heavy", clearly) == "lambda"      # clearly less likely to fail
+
+
+def test_a_payload_over_the_invoke_limit_costs_only_the_gateway() -> None:
+    m = MarginalCost(**{**marginal(False).__dict__, "lambda_max_payload_kb": 6000.0})
+    assert m.lambda_usd("api", 8192.0) == 3.5e-6
+    assert m.lambda_usd("api", 10.0) > 3.5e-6
+    assert MarginalCost.from_dict(m.to_dict()) == m
+    assert marginal(False).to_dict()["lambda_max_payload_kb"] is None

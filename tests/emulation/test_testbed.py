@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -264,7 +265,6 @@ def _hold(base_url: str, n: int) -> list:
     host, port = urlparse(base_url).hostname, urlparse(base_url).port
     socks = []
     for i in range(n):
-        import socket
         s = socket.create_connection((host, port))
         data = body("heavy_processing", 100, f"held-{i}")
         s.sendall(f"POST /heavy/process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -307,3 +307,138 @@ def test_stopping_while_requests_are_held_is_quiet(caplog) -> None:
     import gc
     gc.collect()
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+
+
+# ------------------------------------------------------------------------------ malformed requests
+def exchange(base_url: str, data: bytes, *, half_close: bool = False, timeout_s: float = 10.0) -> bytes:
+    """Raw bytes on a new connection (optionally half-closed after them); everything the testbed sends
+    back until it closes the connection."""
+    u = urlparse(base_url)
+    with socket.create_connection((u.hostname, u.port), timeout=timeout_s) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_line(answer: bytes) -> str:
+    return answer.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def answer_body(answer: bytes) -> bytes:
+    return answer.split(b"\r\n\r\n", 1)[1]
+
+
+def post(head: str, payload: bytes = b"") -> bytes:
+    return f"POST /lightweight HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode() + payload
+
+
+def test_negative_content_length_is_a_400(tb) -> None:
+    answer = exchange(tb.base_url, post("Content-Type: application/json\r\nContent-Length: -5\r\n", b"{}{}{"))
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"
+    assert b"Content-Length" in answer_body(answer)
+
+
+def test_non_numeric_content_length_is_a_400(tb) -> None:
+    answer = exchange(tb.base_url, post("Content-Length: twelve\r\n", b"{}"))
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"
+    assert b"Content-Length" in answer_body(answer)
+
+
+def test_conflicting_content_lengths_are_a_400(tb) -> None:
+    answer = exchange(tb.base_url, post("Content-Length: 2\r\nContent-Length: 40\r\n", b"{}" + b" " * 38))
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"
+    assert b"conflicting Content-Length" in answer_body(answer)
+
+
+def test_a_request_head_over_the_limit_is_a_431(tb) -> None:
+    big = "X-Padding: " + "a" * testbed.MAX_HEADER_BYTES + "\r\n"
+    answer = exchange(tb.base_url, post(big + "Content-Length: 0\r\n"))
+    assert status_line(answer) == "HTTP/1.1 431 Request Header Fields Too Large"
+    # a head that never ends is cut off once it passes the limit
+    answer = exchange(tb.base_url, post(big)[:-2])
+    assert status_line(answer) == "HTTP/1.1 431 Request Header Fields Too Large"
+    # just under the limit is served
+    fits = "X-Padding: " + "a" * (testbed.MAX_HEADER_BYTES - 1000) + "\r\n"
+    data = body("lightweight_api")
+    answer = exchange(tb.base_url, post(fits + f"Content-Length: {len(data)}\r\nConnection: close\r\n", data))
+    assert status_line(answer) == "HTTP/1.1 200 OK"
+
+
+def test_a_malformed_request_line_is_a_400(tb) -> None:
+    for line in (b"POST /lightweight\r\n", b"POST  /lightweight HTTP/1.1\r\n", b"\x16\x03\x01\x02\x00\x01\x00\r\n",
+                 b"P@ST /lightweight HTTP/1.1\r\n"):
+        answer = exchange(tb.base_url, line + b"Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        assert status_line(answer) == "HTTP/1.1 400 Bad Request", line
+    answer = exchange(tb.base_url, b"POST /lightweight HTTP/1.1\r\nHost 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"     # a header line without a colon
+    answer = exchange(tb.base_url, b"POST /lightweight HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"     # HTTP/1.1 without Host
+
+
+def test_unsupported_versions_and_methods(tb) -> None:
+    for version in ("HTTP/2.0", "HTTP/3.0", "HTTP/0.9"):
+        answer = exchange(tb.base_url, f"POST /lightweight {version}\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        assert status_line(answer) == "HTTP/1.1 505 HTTP Version Not Supported", version
+    answer = exchange(tb.base_url, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")        # an HTTP/2 connection preface
+    assert status_line(answer) == "HTTP/1.1 505 HTTP Version Not Supported"
+    # a method API Gateway has no resource for: its 403, as for any unknown route
+    answer = exchange(tb.base_url, b"BREW /lightweight HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_line(answer) == "HTTP/1.1 403 Forbidden"
+    assert answer_body(answer).decode() == APIGW_MISSING_TOKEN
+    answer = exchange(tb.base_url, b"HEAD /lightweight HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_line(answer) == "HTTP/1.1 403 Forbidden" and answer_body(answer) == b""   # no body to HEAD
+    # HTTP/1.0 is served, and its connection closed after the response
+    data = body("lightweight_api")
+    answer = exchange(tb.base_url, f"POST /lightweight HTTP/1.0\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    assert status_line(answer) == "HTTP/1.1 200 OK" and b"\r\nConnection: close\r\n" in answer
+
+
+def test_a_body_shorter_than_announced_then_close_is_a_400(tb) -> None:
+    data = body("lightweight_api")
+    answer = exchange(tb.base_url, post(f"Content-Length: {len(data) + 100}\r\n", data), half_close=True)
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"
+    assert f"received {len(data)} bytes, expected {len(data) + 100}".encode() in answer_body(answer)
+
+
+def test_chunked_bodies_are_served_and_bad_codings_refused(tb) -> None:
+    data = body("lightweight_api", 5000, "chunked-1")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 1000]), data[i:i + 1000]) for i in range(0, len(data), 1000))
+    answer = exchange(tb.base_url, post("Transfer-Encoding: chunked\r\nConnection: close\r\n", chunks + b"0\r\n\r\n"))
+    assert status_line(answer) == "HTTP/1.1 200 OK"
+    doc = json.loads(answer_body(answer))
+    assert doc["request_id"] == "chunked-1" and doc["metrics"]["payload_size_kb"] == pytest.approx(len(data) / 1024)
+    answer = exchange(tb.base_url, post("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"))
+    assert status_line(answer) == "HTTP/1.1 400 Bad Request"     # a chunk size that is not hex
+    answer = exchange(tb.base_url, post("Transfer-Encoding: gzip\r\n", b"{}"))
+    assert status_line(answer) == "HTTP/1.1 501 Not Implemented"
+
+
+def test_expect_100_continue_gets_the_interim_response(tb) -> None:
+    data = body("lightweight_api")
+    u = urlparse(tb.base_url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(post(f"Expect: 100-continue\r\nContent-Length: {len(data)}\r\nConnection: close\r\n"))
+        assert s.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(data)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert status_line(answer) == "HTTP/1.1 200 OK"
+
+
+def test_malformed_requests_never_reach_the_model_nor_stop_the_server(tb) -> None:
+    admin = Client(tb.base_url)
+    before = admin.json("GET", "/_testbed/stats")[1]
+    for bad in (post("Content-Length: -1\r\n"), post("Content-Length: 1\r\nContent-Length: 2\r\n", b"{}"),
+                b"GARBAGE\r\n\r\n", post("Transfer-Encoding: chunked\r\n", b"-1\r\n\r\n"), b"\r\n\r\n\r\n"):
+        assert not status_line(exchange(tb.base_url, bad)).startswith("HTTP/1.1 2"), bad
+    exchange(tb.base_url, post("Content-Length: 500\r\n", b"{"), half_close=True)
+    after = admin.json("GET", "/_testbed/stats")[1]
+    assert after["requests"] == before["requests"] and after["responses"] == before["responses"]
+    assert after["model"]["submitted"] == before["model"]["submitted"]
+    assert after["connections"]["open"] == 1                  # the admin client's own; the others are closed
+    assert Client(tb.base_url).request("POST", "/lightweight", body("lightweight_api"))[0] == 200

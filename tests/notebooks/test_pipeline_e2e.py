@@ -12,7 +12,7 @@ import pytest
 from hybridopt import paths
 from hybridopt.params import load_params
 
-STAGES = ["01_collect", "02_eda", "03_preprocess", "04_train", "05_shap", "06_deploy", "07_ab_test"]
+STAGES = ["01_collect", "02_eda", "03_preprocess", "04_train", "05_shap", "06_decide", "07_deploy", "08_ab_test"]
 
 
 @pytest.mark.slow
@@ -31,6 +31,20 @@ def test_run_all_smoke_profile_end_to_end(tmp_path):
         assert "Traceback" not in page, name
         assert f"href='{name}.html'" in index
     assert "noise ceiling" in (out / "04_train.html").read_text().lower()
+    # printed output streamed while the stages ran; no kernel TCP warning
+    assert "  04_train | CV search on" in proc.stdout and "over TCP without encryption" not in proc.stderr
+    # the thesis exports of every stage from 02 on, listed on the index with links
+    manifests = {m.parent.name: json.loads(m.read_text()) for m in (out / "export").glob("*/manifest.json")}
+    assert sorted(manifests) == STAGES[1:], sorted(manifests)
+    for stage, manifest in manifests.items():
+        kinds = {i["kind"] for i in manifest["items"]}
+        assert "table" in kinds, stage
+        for item in manifest["items"]:
+            for f in item["files"]:
+                assert (out / "export" / stage / f).stat().st_size > 0, (stage, f)
+                assert f"href='export/{stage}/{f}'" in index, (stage, f)
+    assert {"beeswarm", "payload_scatter"} <= {i["name"] for i in manifests["05_shap"]["items"]}
+    assert "\\toprule" in (out / "export" / "04_train" / "accuracy.tex").read_text()
     assert "verdict" in (out / "04_train.html").read_text().lower()
     params = load_params("smoke")
     models = params.path("models_dir")

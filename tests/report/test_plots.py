@@ -34,6 +34,8 @@ def test_generator_health_against_limits():
 
 
 def test_gates_table_colours_pass_and_fail():
-    html = preprocess_report.gates_table([{"gate": "a", "scope": "all", "value": 1, "threshold": "1", "pass": True},
-                              {"gate": "b", "scope": "all", "value": 0, "threshold": "1", "pass": False}]).to_html()
+    table = preprocess_report.gates_table([{"gate": "a", "scope": "all", "value": 1, "threshold": "1", "pass": True},
+                                           {"gate": "b", "scope": "all", "value": 0, "threshold": "1", "pass": False}])
+    assert list(table.columns) == ["gate", "scope", "value", "threshold", "pass"]
+    html = preprocess_report.colour_pass(table.style).to_html()
     assert "color: green" in html and "color: red" in html and "font-weight: bold" in html

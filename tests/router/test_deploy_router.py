@@ -164,8 +164,8 @@ def test_cli_dry_run_prints_plan_and_changes_nothing(aws, zip_path, capsys, monk
     assert "testing" not in out                       # no credential material printed
     assert cmd.run(_args(zip=zip_path)) == 2          # no --execute: refuses
     assert "--execute" in capsys.readouterr().out
-    assert cmd.run(_args(zip=zip_path, dry_run=True, weight=2.0)) == 2
-    assert "outside [0, 1]" in capsys.readouterr().out
+    with pytest.raises(D.DeployError, match=r"outside \[0, 1\]"):  # the CLI prints it: one line, exit 2
+        cmd.run(_args(zip=zip_path, dry_run=True, weight=2.0))
     with pytest.raises(Exception):
         boto3.client("lambda", region_name=REGION).get_function(FunctionName="hybrid-thesis-ml-router")
 

@@ -134,5 +134,8 @@ def test_package_cli_builds_from_a_model_dir(built, tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "MB zipped" in text and "SYNTHETIC" in text and out.is_file()
     assert json.loads(out.with_suffix(".json").read_text())["zip_bytes"] == out.stat().st_size
-    assert cmd.run(argparse.Namespace(profile=PROFILE, model_dir=tmp_path / "none", out=out)) == 1
-    assert "train a model first" in capsys.readouterr().out
+    from hybridopt.cli import main
+
+    assert main(["package", "--profile", PROFILE, "--model-dir", str(tmp_path / "none"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train a model first" in err and err.count("\n") == 1

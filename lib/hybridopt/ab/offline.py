@@ -12,6 +12,7 @@ step's `modeling.decision` definitions (the same numbers as 04_train's decision 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -21,6 +22,7 @@ from hybridopt import model_dir as layout
 from hybridopt.modeling.decision import reference_policies
 
 if TYPE_CHECKING:
+    from hybridopt.params import Params
     from hybridopt.router.handler import Router
 
 STATS = ("cost_per_request_usd", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
@@ -104,11 +106,9 @@ def evaluate_policies(pairs: pd.DataFrame, label: str, rule: Mapping[str, str],
     return table, pd.DataFrame(diffs)
 
 
-def heldout_pairs(table: pd.DataFrame, model_dir, params) -> tuple[pd.DataFrame, str]:
+def heldout_pairs(table: pd.DataFrame, model_dir: str | Path, params: Params) -> tuple[pd.DataFrame, str]:
     """The held-out rows: the training step's split (analysis/splits.parquet) when it exists,
     else the same grouped, stratified split recomputed from params.split."""
-    from pathlib import Path
-
     split_name = params.ab.heldout_split
     f = layout.splits_path(Path(model_dir))
     if f.is_file():

@@ -33,6 +33,9 @@ from hybridopt import model_dir as layout
 from hybridopt import paths
 from hybridopt.ab.proxy import proxy_for
 from hybridopt.data.features import FeatureSpec
+from hybridopt.data.ingest import IngestResult, ingest, write_quarantine
+from hybridopt.data.reader import Ledger
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, package_path, router_config
@@ -47,7 +50,9 @@ def ab_dir(params: Params) -> Path:
 
 # --------------------------------------------------------------------------------- analysis frames
 def requests_frame(lines: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Contract lines of routed requests -> the A/B analysis frame (cost from cost.py)."""
+    """Routed requests -> the A/B analysis frame (cost from cost.py). `lines`: the requests frame of
+    `read_ab_lines` (typed by the reader) or the simulator's contract rows; text columns come out
+    as plain objects either way."""
     from hybridopt.data.cost import add_costs
 
     if lines.empty:
@@ -56,24 +61,24 @@ def requests_frame(lines: pd.DataFrame, params: Params) -> pd.DataFrame:
     df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True, format="ISO8601")
     for col in ("memory_limit_mb", "billed_duration_ms", "execution_time_ms", "init_duration_ms", "total_ms",
                 "actual_payload_size_kb", "target_payload_size_kb"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df = add_costs(df, params)
-    status = pd.to_numeric(df["http_status"], errors="coerce")
+    status = pd.to_numeric(df["http_status"], errors="coerce").astype("float64")
+    text = {c: df[c].astype(object) for c in ("arm", "platform", "workload_type", "time_window", "load_pattern",
+                                              "source")}
     return pd.DataFrame({
-        "arm": df["arm"], "platform": df["platform"], "latency_ms": df["total_ms"],
-        "cost_usd": df["cost_usd"], "ok": df["error"].isna() & status.between(200, 299),
-        "router_probability": pd.to_numeric(df.get("router_probability"), errors="coerce"),
-        "workload_type": df["workload_type"], "payload_size_kb": df["target_payload_size_kb"],
-        "time_window": df["time_window"], "load_pattern": df["load_pattern"], "sent_at": df["sent_at"],
-        "source": df["source"]})
+        "arm": text["arm"], "platform": text["platform"], "latency_ms": df["total_ms"],
+        "cost_usd": df["cost_usd"], "ok": (df["error"].isna() & status.between(200, 299)).to_numpy(bool),
+        "router_probability": pd.to_numeric(df.get("router_probability"), errors="coerce").astype("float64"),
+        "workload_type": text["workload_type"], "payload_size_kb": df["target_payload_size_kb"],
+        "time_window": text["time_window"], "load_pattern": text["load_pattern"], "sent_at": df["sent_at"],
+        "source": text["source"]})
 
 
-def read_lines(folder: Path) -> pd.DataFrame:
-    rows = []
-    for f in sorted(Path(folder).glob("*.jsonl")):
-        with f.open() as fh:
-            rows += [json.loads(line) for line in fh if line.strip()]
-    return pd.DataFrame(rows)
+def read_ab_lines(params: Params, folder: Path) -> IngestResult:
+    """The contract lines an A/B run wrote, through the validating reader (`data.ingest`): every line
+    kept, repaired or quarantined with its reason, and counted in the result's ledger."""
+    return ingest(params, Path(folder))
 
 
 # ------------------------------------------------------------------------------------- testbed run
@@ -81,19 +86,40 @@ def read_lines(folder: Path) -> pd.DataFrame:
 class TestbedAB:
     __test__ = False
     out_dir: Path
-    lines: int
-    requests: pd.DataFrame
+    lines: int                   # lines written (kept + repaired + quarantined)
+    requests: pd.DataFrame       # the analysis frame of the kept and repaired lines
     proxy_counts: dict[str, int]
     artillery_rc: int
     seconds: float
+    ledger: Ledger               # where every line went; quarantined lines in out_dir/quarantine.jsonl
+
+
+def _packaged_from(zip_path: Path, model_dir: Path) -> bool:
+    """True if the zip holds exactly this model folder's files and this checkout's router code (the
+    sha256 of each in the zip's MANIFEST)."""
+    import hashlib
+
+    import hybridopt
+
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            manifest = json.loads(zf.read("model/MANIFEST.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    roots = {"model": model_dir, "hybridopt": Path(hybridopt.__file__).parent}
+    sources = {roots[k.split("/", 1)[0]] / k.split("/", 1)[1]: v for k, v in manifest.items()
+               if k.split("/", 1)[0] in roots and k != f"model/{layout.ROUTER_CONFIG}"}
+    try:
+        return bool(sources) and all(hashlib.sha256(f.read_bytes()).hexdigest() == h for f, h in sources.items())
+    except OSError:
+        return False
 
 
 def ensure_package(params: Params, model_dir: Path | None = None) -> Path:
-    """The profile's package zip (built now if missing or older than the model)."""
+    """The profile's package zip, built now unless it already holds this model folder's files."""
     zp = package_path(params)
     md = Path(model_dir) if model_dir else params.path("models_dir")
-    meta = layout.metadata_path(md)
-    if not zp.is_file() or (meta.is_file() and meta.stat().st_mtime > zp.stat().st_mtime):
+    if not _packaged_from(zp, md):
         build_package(md, zp, router_config(params), params.router.max_package_mb, params.router.target_package_mb)
     return zp
 
@@ -137,17 +163,21 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     out = Path(out_dir) if out_dir else ab_dir(params) / "testbed"
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    (out / "lines").mkdir(parents=True)
     adir = paths.ARTILLERY_DIR
     art = adir / "node_modules" / "artillery" / "bin" / "run"
     if not art.is_file():
-        raise FileNotFoundError(f"{art} is missing: install Artillery (make install-artillery)")
+        raise InputError(f"{art} is missing: install Artillery (make install-artillery)")
     # the collection's client timeout (same client as the training data), else Artillery's 60 s
     collection = getattr(params, "collection", None)
     client_timeout_s = float(getattr(collection, "http_timeout_s", None) or 60.0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hybridopt-ab-") as tmp:
-        zipfile.ZipFile(zip_path).extractall(tmp)
+        try:
+            zipfile.ZipFile(zip_path).extractall(tmp)
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{zip_path}: not a zip archive ({exc}): rebuild it with `python -m hybridopt package "
+                             f"--profile {params.profile}`") from None
         router = Router.from_dir(Path(tmp) / "model")
         cfg = ab_run_config(params, out / "lines", f"{params.profile}-ab-{'testbed' if upstreams is None else 'aws'}")
         if upstreams is not None:
@@ -173,11 +203,13 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
                 proc = subprocess.run(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       timeout=timeout_s)
             counts = dict(px.counts)
-    lines = read_lines(out / "lines")
-    reqs = requests_frame(lines, params) if len(lines) else pd.DataFrame()
+    read = read_ab_lines(params, out / "lines")
+    write_quarantine(read, out / "quarantine.jsonl")
+    reqs = requests_frame(read.requests, params) if len(read.requests) else pd.DataFrame()
     if len(reqs):
         reqs.to_parquet(out / "requests.parquet", index=False)
-    return TestbedAB(out, len(lines), reqs, counts, proc.returncode, time.perf_counter() - t0)
+    return TestbedAB(out, read.ledger.lines_total, reqs, counts, proc.returncode, time.perf_counter() - t0,
+                     read.ledger)
 
 
 # ----------------------------------------------------------------------------------- simulated run

@@ -17,6 +17,7 @@ from hybridopt.calibration.context import warm_rows
 from hybridopt.calibration.options import FitOptions
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.emulation.simulate import ENVELOPE_BYTES
+from hybridopt.errors import InputError
 from hybridopt.params import ClientPreset, TestbedParams
 from hybridopt.platforms.draws import Draws
 from hybridopt.platforms.network import ClientNetwork
@@ -185,7 +186,7 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
     warm = warm_rows(rows)
     light, bins = light_bins(warm, opts)
     if bins.empty or set(bins["platform"].astype(str)) != set(PLATFORMS):
-        raise ValueError("client fit needs lightweight_api rows on both platforms "
+        raise InputError("client fit needs lightweight_api rows on both platforms "
                          f"(at least {opts.min_rows} per session and rate bin)")
     sess = sorted(bins["session"].astype(str).unique())
     sess_of = bins["session"].astype(str).to_numpy()

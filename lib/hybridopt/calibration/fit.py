@@ -35,6 +35,7 @@ from hybridopt.calibration.handlers import (
 from hybridopt.calibration.options import FitOptions
 from hybridopt.calibration.presets import PRESET_NAME, client_preset, queued_body_value, service_preset
 from hybridopt.calibration.uplink import UplinkFit, fit_uplink
+from hybridopt.errors import InputError
 from hybridopt.params import LoadPattern, TestbedParams, Workload
 
 
@@ -95,7 +96,7 @@ def calibrate(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], opts: 
     ok = successful(ctx)
     ok = ok[ok["offered_rate_rps"].notna()]
     if ok.empty:
-        raise ValueError("no successful rows with execution_time_ms, total_ms and a known load pattern to fit")
+        raise InputError("no successful rows with execution_time_ms, total_ms and a known load pattern to fit")
     good = clean(ok, opts)
     ref = reference_rows(good, opts)
     r0 = float(ok["offered_rate_rps"].min())

@@ -1,8 +1,9 @@
-"""Pure helpers behind `collect`: the schedule, the phases Artillery runs, the run config the
-processor (artillery/variance-functions.js) reads, Artillery's command line and environment, and
-the summaries of what a window produced (counters, lines, load-generator health).
+"""Pure helpers behind `collect`: the schedule, the phases Artillery runs, the Artillery script
+rendered from the template artillery/variance-test.yml, the run config the processor
+(artillery/variance-functions.js) reads, Artillery's command line and environment, and the
+summaries of what a window produced (counters, lines, load-generator health).
 
-Nothing here starts a process or touches the network; collect.py does the I/O."""
+Nothing here starts a process or touches the network; window.py runs Artillery."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
+
+import yaml
 
 from hybridopt import paths
 from hybridopt.data import contract
@@ -27,12 +30,8 @@ REPORT_NAME = "artillery-report.json"
 LOG_NAME = "artillery.log"
 MANIFEST_NAME = "manifest.json"
 HEALTH_GLOB = "loadgen-health.*.ndjson"
-CONFIG_FILES = {
-    "low_load": "variance-test-low-load.yml",
-    "medium_load": "variance-test-medium-load.yml",
-    "ramp_load": "variance-test-ramp-load.yml",
-    "burst_load": "variance-test-burst-load.yml",
-}
+SCRIPT_TEMPLATE = "variance-test.yml"     # in the Artillery folder; one for every load pattern
+SCRIPT_NAME = "artillery-script.yml"      # the rendered script, in each window's run directory
 
 
 # ------------------------------------------------------------------------------------------ schedule
@@ -44,14 +43,6 @@ def schedule(params: Params) -> list[str]:
 def run_id_for(params: Params, window: str) -> str:
     """One run per time window of a profile's schedule (the contract's run_id)."""
     return f"{params.profile}-{window}"
-
-
-def config_file_for(load_pattern: str) -> str:
-    try:
-        return CONFIG_FILES[load_pattern]
-    except KeyError:
-        raise ParamsError(f"load pattern {load_pattern!r} has no Artillery config; known: "
-                          f"{sorted(CONFIG_FILES)} (artillery/variance-test-*-load.yml)") from None
 
 
 def window_bounds(params: Params, window: str, day: date) -> tuple[datetime, datetime]:
@@ -100,7 +91,7 @@ class RunPhase:
     arrival_rate_rps: float
     ramp_to_rps: float | None = None
 
-    def artillery(self) -> dict[str, Any]:
+    def artillery(self) -> dict[str, str | float]:
         """The Artillery phase. A constant rate is written as a ramp to the same rate: Artillery
         2.0.21 runs constant phases on `arrivals`/nanotimer, which busy-waits the last 25 ms before
         every arrival (about 75 % of a core at 30 arrivals/s, all of it above 40/s: node_modules/
@@ -109,7 +100,8 @@ class RunPhase:
         return {"name": self.name, "duration": self.duration_s, "arrivalRate": self.arrival_rate_rps,
                 "rampTo": self.arrival_rate_rps if self.ramp_to_rps is None else self.ramp_to_rps}
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, str | float | None]:
+        """The phase as the run config lists it (the processor's schedule lookup)."""
         return {"name": self.name, "duration_s": self.duration_s, "arrival_rate_rps": self.arrival_rate_rps,
                 "ramp_to_rps": self.ramp_to_rps}
 
@@ -144,14 +136,23 @@ def scheduled_pairs(phases: Sequence[RunPhase]) -> float:
 
 
 # ---------------------------------------------------------------------------------------- run config
-def workload_config(params: Params) -> dict[str, dict[str, Any]]:
+class WorkloadConfig(TypedDict):
+    """One workload as the processor sees it (run config `workloads.<name>`)."""
+    sizes_kb: list[float]
+    lambda_route: str
+    ecs_route: str
+    encoding: Literal["json", "base64"]
+
+
+def workload_config(params: Params) -> dict[str, WorkloadConfig]:
+    """Payload sizes, routes and payload encoding per workload (checks payload_encoding's names)."""
     enc = params.collection.payload_encoding
     unknown = sorted(set(enc) - set(params.workloads))
     if unknown:
         raise ParamsError(f"profile {params.profile!r}: collection.payload_encoding names unknown workloads "
                           f"{unknown}; known: {sorted(params.workloads)}")
-    return {name: {"sizes_kb": list(w.payload_sizes_kb), "lambda_route": w.lambda_route,
-                   "ecs_route": w.ecs_route, "encoding": enc.get(name, "base64")}
+    return {name: WorkloadConfig(sizes_kb=list(w.payload_sizes_kb), lambda_route=w.lambda_route,
+                                 ecs_route=w.ecs_route, encoding=enc.get(name, "base64"))
             for name, w in params.workloads.items()}
 
 
@@ -190,10 +191,44 @@ def run_config(params: Params, window: str, *, run_id: str, out_dir: Path, sourc
     }
 
 
-def artillery_overrides(phases: Sequence[RunPhase], lambda_base_url: str, http_timeout_s: float) -> dict[str, Any]:
-    """--overrides for the YAML: params decide phases, target and timeout (arrays replace arrays)."""
-    return {"config": {"target": lambda_base_url, "phases": [p.artillery() for p in phases],
-                       "http": {"timeout": http_timeout_s}}}
+def render_script(template: Mapping[str, Any], phases: Sequence[RunPhase], lambda_base_url: str,
+                  http_timeout_s: float, processor: Path, where: str = SCRIPT_TEMPLATE) -> dict[str, Any]:
+    """The Artillery script of one window: the template with the phases, the target (the Lambda
+    base URL), the whole-request timeout and the processor's absolute path filled in. Raises
+    ValueError naming `where` and the key when the template lacks one of them."""
+    script = json.loads(json.dumps(template))  # a deep copy that holds only JSON values
+    config = script.get("config") if isinstance(script, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: the Artillery template has no `config` mapping")
+    for key in ("target", "processor", "http", "phases"):
+        if key not in config:
+            raise ValueError(f"{where}: the Artillery template has no `config.{key}`")
+    if not isinstance(config["http"], dict):
+        raise ValueError(f"{where}: `config.http` must be a mapping")
+    config["target"] = lambda_base_url
+    config["processor"] = str(processor)
+    config["http"]["timeout"] = http_timeout_s
+    config["phases"] = [p.artillery() for p in phases]
+    return script
+
+
+def write_script(adir: Path, run_dir: Path, phases: Sequence[RunPhase], lambda_base_url: str,
+                 http_timeout_s: float) -> Path:
+    """Render the template (adir/variance-test.yml) into run_dir/artillery-script.yml; the processor
+    named in the template is resolved against adir. Returns the written path."""
+    template_path = adir / SCRIPT_TEMPLATE
+    if not template_path.is_file():
+        raise FileNotFoundError(f"{template_path} is missing: the Artillery script template")
+    template = yaml.safe_load(template_path.read_text())
+    processor_name = ((template or {}).get("config") or {}).get("processor")
+    if not isinstance(processor_name, str):
+        raise ValueError(f"{template_path}: `config.processor` must name the processor file")
+    script = render_script(template, phases, lambda_base_url, http_timeout_s,
+                           (adir / processor_name).resolve(), where=str(template_path))
+    out = run_dir / SCRIPT_NAME
+    out.write_text(f"# rendered from {template_path.name} for this window; see that file\n"
+                   + yaml.safe_dump(script, sort_keys=False))
+    return out
 
 
 def artillery_dir(params: Params) -> Path:
@@ -216,13 +251,12 @@ def check_installed(adir: Path) -> None:
                            f"{ARTILLERY_VERSION} (run `make install-artillery`)")
 
 
-def artillery_command(node: str, adir: Path, yml: str, report: Path, overrides: Mapping[str, Any]) -> list[str]:
-    return [node, str(artillery_bin(adir)), "run", "--output", str(report),
-            "--overrides", json.dumps(overrides, separators=(",", ":")), yml]
+def artillery_command(node: str, adir: Path, script: Path, report: Path) -> list[str]:
+    """`node artillery run --output REPORT SCRIPT` with the pinned Artillery of `adir`."""
+    return [node, str(artillery_bin(adir)), "run", "--output", str(report), str(script)]
 
 
-def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, lambda_base_url: str,
-                  drain_grace_s: float) -> dict[str, str]:
+def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, drain_grace_s: float) -> dict[str, str]:
     """The environment Artillery runs with: the run config path and the preload that stubs the
     telemetry client (12 s exit stall offline) and waits for worker drains."""
     env = dict(base)
@@ -231,7 +265,6 @@ def artillery_env(base: Mapping[str, str], adir: Path, run_config_path: Path, la
     prior = env.get("NODE_OPTIONS", "")
     env["NODE_OPTIONS"] = f"{prior} {req}".strip() if str(preload) not in prior else prior
     env["HYBRIDOPT_RUN_CONFIG"] = str(run_config_path)
-    env["HYBRIDOPT_LAMBDA_BASE_URL"] = lambda_base_url
     env["HYBRIDOPT_EXIT_WAIT_S"] = str(int(math.ceil(drain_grace_s + 5)))
     env["ARTILLERY_DISABLE_TELEMETRY"] = "true"
     env.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -281,7 +314,12 @@ def count_lines(run_dir: Path) -> dict[str, int]:
     return out
 
 
-def outcome_counts(run_dir: Path) -> dict[str, Any]:
+class OutcomeCounts(TypedDict):
+    by_platform: dict[str, dict[str, int]]   # platform -> error kind ("ok" = success) -> lines
+    unreadable_lines: int
+
+
+def outcome_counts(run_dir: Path) -> OutcomeCounts:
     """Lines by platform and error kind (ok = success) of a run's contract files."""
     by: dict[str, dict[str, int]] = {}
     unreadable = 0
@@ -297,10 +335,11 @@ def outcome_counts(run_dir: Path) -> dict[str, Any]:
                 plat = str(rec.get("platform"))
                 by.setdefault(plat, {})
                 by[plat][kind] = by[plat].get(kind, 0) + 1
-    return {"by_platform": by, "unreadable_lines": unreadable}
+    return OutcomeCounts(by_platform=by, unreadable_lines=unreadable)
 
 
 def read_health(run_dir: Path) -> list[dict[str, Any]]:
+    """Every readable health record of a run (JSON objects, in file order)."""
     recs = []
     for f in sorted(run_dir.glob(HEALTH_GLOB)):
         for raw in f.read_text(errors="replace").splitlines():
@@ -311,19 +350,29 @@ def read_health(run_dir: Path) -> list[dict[str, Any]]:
     return recs
 
 
-def health_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per worker thread the last record (final if present): attempts, lines, abandoned in-flight."""
-    last: dict[Any, Mapping[str, Any]] = {}
+class HealthTotals(TypedDict):
+    workers: int
+    attempts: int
+    lines: int
+    pairs: int
+    all_final: bool                              # every worker wrote its final record
+    abandoned_in_flight: list[dict[str, str]]    # request_id, pair_id, platform, sent_at
+
+
+def health_totals(records: Sequence[Mapping[str, Any]]) -> HealthTotals:
+    """Sums over the worker threads' last records (final if present): attempts, lines, pairs,
+    abandoned in-flight attempts."""
+    last: dict[object, Mapping[str, Any]] = {}
     for r in records:
         key = r.get("thread_id")
         if key not in last or r.get("final") or not last[key].get("final"):
             last[key] = r
     abandoned = [a for r in last.values() for a in (r.get("abandoned_in_flight") or [])]
-    return {"workers": len(last), "attempts": sum(int(r.get("attempts", 0)) for r in last.values()),
-            "lines": sum(int(r.get("lines", 0)) for r in last.values()),
-            "pairs": sum(int(r.get("pairs", 0)) for r in last.values()),
-            "all_final": bool(last) and all(bool(r.get("final")) for r in last.values()),
-            "abandoned_in_flight": abandoned}
+    return HealthTotals(workers=len(last), attempts=sum(int(r.get("attempts", 0)) for r in last.values()),
+                        lines=sum(int(r.get("lines", 0)) for r in last.values()),
+                        pairs=sum(int(r.get("pairs", 0)) for r in last.values()),
+                        all_final=bool(last) and all(bool(r.get("final")) for r in last.values()),
+                        abandoned_in_flight=abandoned)
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -336,12 +385,13 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any]],
-                     cpu_pct_p95_max: float, lag_ms_p99_max: float, stall_ms: float = 100.0) -> dict[str, Any]:
+                     cpu_pct_p95_max: float, lag_ms_p99_max: float,
+                     stall_ms: float = 100.0) -> dict[str, float | str | None]:
     """Load-generator health of one window. CPU: percent of one core of the Artillery process tree
     (psutil samples while the phases ran). Event-loop lag: the worker's delay percentiles over every
     10 ms timer sample of the run (the processor's run-wide histogram; the worst worker counts);
     `event_loop_stalls` counts health periods (1 s) whose longest delay exceeded `stall_ms`."""
-    last: dict[Any, Mapping[str, Any]] = {}
+    last: dict[object, Mapping[str, Any]] = {}
     for r in health:
         if r.get("run_loop_lag_samples"):
             last[r.get("thread_id")] = r
@@ -350,7 +400,7 @@ def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any
     maxs = [float(r["run_loop_lag_max_ms"]) for r in last.values() if r.get("run_loop_lag_max_ms") is not None]
     stalls = sum(1 for r in health if not r.get("final") and r.get("elapsed_s") is not None
                  and (r.get("loop_lag_max_ms") or 0) > stall_ms)
-    out = {"cpu_pct_p50": _pct(cpu_pct, 0.5), "cpu_pct_p95": _pct(cpu_pct, 0.95),
+    out: dict[str, float | str | None] = {"cpu_pct_p50": _pct(cpu_pct, 0.5), "cpu_pct_p95": _pct(cpu_pct, 0.95),
            "cpu_pct_max": round(max(cpu_pct), 2) if cpu_pct else None, "cpu_samples": len(cpu_pct),
            "event_loop_lag_ms_p50": max(p50s) if p50s else None,
            "event_loop_lag_ms_p99": max(p99s) if p99s else None,
@@ -358,10 +408,11 @@ def generator_health(cpu_pct: Sequence[float], health: Sequence[Mapping[str, Any
            "event_loop_stalls": stalls, "event_loop_stall_ms": stall_ms,
            "cpu_pct_p95_max": cpu_pct_p95_max, "event_loop_lag_ms_p99_max": lag_ms_p99_max}
     reasons = []
-    if out["cpu_pct_p95"] is not None and out["cpu_pct_p95"] > cpu_pct_p95_max:
-        reasons.append(f"CPU p95 {out['cpu_pct_p95']:.0f} % of a core > {cpu_pct_p95_max:.0f} %")
-    if out["event_loop_lag_ms_p99"] is not None and out["event_loop_lag_ms_p99"] > lag_ms_p99_max:
-        reasons.append(f"event-loop lag p99 {out['event_loop_lag_ms_p99']:.1f} ms > {lag_ms_p99_max:.0f} ms")
+    cpu_p95, lag_p99 = _pct(cpu_pct, 0.95), max(p99s) if p99s else None
+    if cpu_p95 is not None and cpu_p95 > cpu_pct_p95_max:
+        reasons.append(f"CPU p95 {cpu_p95:.0f} % of a core > {cpu_pct_p95_max:.0f} %")
+    if lag_p99 is not None and lag_p99 > lag_ms_p99_max:
+        reasons.append(f"event-loop lag p99 {lag_p99:.1f} ms > {lag_ms_p99_max:.0f} ms")
     out["saturated"] = bool(reasons)
     if not cpu_pct and not p99s:
         reasons.append("no health samples")

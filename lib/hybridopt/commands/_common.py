@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 
 def add_profile_data_out(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +14,6 @@ def add_profile_data_out(parser: argparse.ArgumentParser) -> None:
                         help="write outputs here instead of the profile's data/<profile>/processed")
 
 
-def table(rows: list[tuple[str, Any]]) -> str:
+def table(rows: list[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)

@@ -4,9 +4,12 @@ or against the student's AWS endpoints with --aws-opt-in), or --simulate it at t
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from hybridopt.ab import online as abtest
 from hybridopt.ab import stats as ab
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -14,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", required=True, help="params profile (params/<profile>.yaml)")
     parser.add_argument("--simulate", action="store_true", help="virtual-time A/B (ab.simulate_requests)")
     parser.add_argument("--requests", type=int, default=None, help="override the number of requests")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="route with this model folder instead of the profile's models/<profile>")
     parser.add_argument("--aws-opt-in", action="store_true",
                         help="aws profile: send real traffic through the router to collection.lambda_base_url "
                              "and collection.ecs_base_url (costs money)")
@@ -22,23 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     a = params.ab
+    model_dir = args.model_dir or params.path("models_dir")
     if args.simulate:
-        frame, facts = abtest.simulated_ab(params, params.path("models_dir"), args.requests)
+        frame, facts = abtest.simulated_ab(params, model_dir, args.requests)
         where = f"simulator: {facts['requests']:,} requests over {facts['virtual_days']:.1f} virtual days"
     else:
         upstreams = None
         if params.source == "aws":
             if not args.aws_opt_in:
-                print("refused: the aws profile sends real traffic; pass --aws-opt-in to run it")
-                return 2
+                raise InputError(f"profile {params.profile} sends real traffic to AWS: pass --aws-opt-in to run it")
             upstreams = (params.collection.lambda_base_url, params.collection.ecs_base_url)
-        zp = abtest.ensure_package(params)
+        zp = abtest.ensure_package(params, model_dir)
         run_ = abtest.run_testbed_ab(params, zp, n_requests=args.requests, upstreams=upstreams)
         if run_.artillery_rc != 0 or run_.requests.empty:
-            print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}")
+            print(f"error: Artillery exited {run_.artillery_rc}; see {run_.out_dir / 'artillery.log'}", file=sys.stderr)
             return 1
         frame = run_.requests
-        where = f"{'aws' if upstreams else 'testbed'}: {run_.lines} lines in {run_.seconds:.0f} s ({run_.out_dir})"
+        led = run_.ledger
+        where = (f"{'aws' if upstreams else 'testbed'}: {run_.lines} lines ({led.kept + led.repaired} used, "
+                 f"{led.quarantined} quarantined) in {run_.seconds:.0f} s ({run_.out_dir})")
     res = ab.compare_arms(frame, a.bootstrap_resamples, a.confidence, a.alpha, a.seed)
     plan = ab.plan_power(res, a.plan_requests, a.treatment_share, a.alpha, a.power)
     print(f"A/B {params.profile} ({where})")

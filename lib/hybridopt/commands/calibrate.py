@@ -19,7 +19,8 @@ from pathlib import Path
 from hybridopt import calibration as cal
 from hybridopt import paths
 from hybridopt.commands._common import table
-from hybridopt.data.ingest import IngestResult, ingest
+from hybridopt.data.ingest import IngestResult, ingest, require_usable
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 from hybridopt.report.calibration import summary_table
 
@@ -79,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     t0 = time.perf_counter()
     result = ingest(params, args.data)
-    fit = cal.calibrate(result.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
+    require_usable(result)
+    try:
+        fit = cal.calibrate(result.requests, params.load_patterns, testbed=params.testbed, workloads=params.workloads)
+    except InputError as exc:
+        raise InputError(f"data folder {result.data_dir} cannot be calibrated: {exc}: point --data at real "
+                         "request logs with platform metrics") from None
     prov = provenance(result)
     print(f"calibrate {params.profile}: {result.data_dir}")
     print(table([("lines", f"{result.ledger.lines_total:,}"), ("input sha256", result.input_hash[:16]),
@@ -129,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     if args.write:
         if m is None:
-            print("error: no platform-model fit to write", flush=True)
-            return 1
+            raise InputError(f"data folder {result.data_dir}: no platform-model fit to write (see the notes "
+                             "above): point --data at logs of every workload on both platforms")
         path = paths.PARAMS_DIR / "testbed.yaml"
         write_presets(cal.testbed_overrides(m, params.testbed, prov, select=False), path, params.profile)
         print(f"wrote clients.{cal.PRESET_NAME}, service_presets.{cal.PRESET_NAME} and fargate.queued_receive_bytes "

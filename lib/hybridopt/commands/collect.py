@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -28,11 +29,14 @@ def run(args: argparse.Namespace) -> int:
     if args.window:
         unknown = sorted(set(args.window) - set(params.time_windows))
         if unknown:
-            print(f"error: unknown time window(s) {unknown}; known: {loadgen.schedule(params)}")
-            return 2
+            raise InputError(f"--window: unknown time window(s) {unknown}: choose from {loadgen.schedule(params)}")
     try:
         manifests = collect.collect(params, force=args.force, allow_outside_window=args.allow_outside_window,
                                     aws_opt_in=args.aws_opt_in, windows=args.window)
+    except FileNotFoundError as exc:  # Node.js or the pinned Artillery is not installed: the message says how
+        if exc.filename is not None:
+            raise
+        raise InputError(str(exc)) from None
     except collect.CollectionRefused as exc:
         print(f"collect refused: {exc}")
         return 3

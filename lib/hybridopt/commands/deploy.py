@@ -5,11 +5,16 @@ versions, and point a weighted alias at them (boto3). Prints the plan; changes A
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybridopt.params import load_params
-from hybridopt.router.deploy import DeployError, apply, make_plan
+from hybridopt.router.deploy import apply, make_plan
 from hybridopt.router.package import package_path
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --dry-run: read the function's and alias's current state (read-only calls)")
 
 
-def _client(region: str):
+def _client(region: str) -> BaseClient:
     import boto3
 
     return boto3.client("lambda", region_name=region)
@@ -44,15 +49,12 @@ def run(args: argparse.Namespace) -> int:
                   "not deployed: pass --execute to deploy to AWS (explicit opt-in)")
             return 0 if args.dry_run else 2
         result = apply(plan, cfg, client)
-    except DeployError as exc:
-        print(f"error: {exc}")
-        return 2
     except Exception as exc:  # botocore: no credentials, access denied, throttling, ...
         from botocore.exceptions import BotoCoreError, ClientError
 
         if not isinstance(exc, (BotoCoreError, ClientError)):
-            raise
-        print(f"error: AWS call failed: {type(exc).__name__}: {exc}")
+            raise  # DeployError (a wrong setting or package) is shown by the CLI: one line, exit 2
+        print(" ".join(f"error: AWS call failed: {type(exc).__name__}: {exc}".split()), file=sys.stderr)
         return 1
     print(f"deployed {result.function_arn}")
     print(f"  control version {result.control_version}, treatment version {result.treatment_version}")

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from hybridopt.commands._common import table
+from hybridopt.data.table import LABEL_COLUMNS
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 
 
@@ -21,23 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybridopt.modeling.artifacts import ArtifactError, jsonable, load_serving
+    from hybridopt.modeling.artifacts import jsonable, load_serving
+
+    params = load_params(args.profile)
+    t0 = time.perf_counter()
+    model_dir = args.model or params.path("models_dir")
+    model = load_serving(model_dir)  # first: a wrong model folder is told before the scoring libraries load
     from hybridopt.modeling.evaluate import (
         pairs_from_logs,
         score_pairs,
         training_overlap,
     )
 
-    params = load_params(args.profile)
-    t0 = time.perf_counter()
-    model_dir = args.model or params.path("models_dir")
-    try:
-        model = load_serving(model_dir)
-    except ArtifactError as exc:
-        print(f"error: {exc}")
-        return 2
     pairs, info = pairs_from_logs(params, args.data)
-    label = model.meta["serving"]["label"]
+    label = model.meta["serving"].get("label")
+    if label not in pairs.columns:
+        raise InputError(f"{model_dir}: the model predicts {label!r}, a label the logs' pairs do not have "
+                         f"(labels: {', '.join(LABEL_COLUMNS)}): evaluate a model trained on one of them")
     res = score_pairs(model, pairs, label, params.training.ceiling_min_group, params.training.ceiling_folds,
                       params.training.seed)
     res = {"profile": params.profile, "model_dir": str(model_dir), "model_profile": model.meta.get("profile"),

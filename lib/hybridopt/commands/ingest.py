@@ -1,4 +1,5 @@
-"""python -m hybridopt ingest: read logs, account for every line, write requests.parquet."""
+"""python -m hybridopt ingest: read logs, account for every line, write requests.parquet and
+quarantine.jsonl (exit 2 after writing them when a log cannot be read or no line is usable)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 from hybridopt import paths
 from hybridopt.commands._common import add_profile_data_out, table
-from hybridopt.data.ingest import ingest, write_quarantine
+from hybridopt.data.ingest import ingest, require_usable, write_quarantine
 from hybridopt.params import load_params
 
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result.requests.to_parquet(paths.Processed(out).requests, index=False)
     write_quarantine(result, paths.Processed(out).quarantine)
+    require_usable(result, paths.Processed(out).quarantine)
     led = result.ledger
     print(f"ingest {params.profile}: {result.data_dir}")
     print(table([("files", len(result.files)), ("lines", f"{led.lines_total:,}"), ("kept", f"{led.kept:,}"),

@@ -1,4 +1,5 @@
-"""python -m hybridopt package: build the router's Lambda zip from models/<profile>/."""
+"""python -m hybridopt package: build the router's Lambda zip from models/<profile>/ (a missing or
+broken model folder is a PackageError: one line, exit 2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 from pathlib import Path
 
 from hybridopt.params import load_params
-from hybridopt.router.handler import PackageError
 from hybridopt.router.package import build_package, package_path, router_config
 
 
@@ -22,12 +22,8 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.profile)
     model_dir = args.model_dir or params.path("models_dir")
     out = args.out or package_path(params)
-    try:
-        r = build_package(model_dir, out, router_config(params), params.router.max_package_mb,
-                          params.router.target_package_mb)
-    except PackageError as exc:
-        print(f"error: {exc}")
-        return 1
+    r = build_package(model_dir, out, router_config(params), params.router.max_package_mb,
+                      params.router.target_package_mb)
     print(f"package {params.profile}: {r.zip_path}")
     print(f"  size        {r.zip_bytes / 1e6:.3f} MB zipped, {r.unzipped_bytes / 1e6:.3f} MB unzipped, "
           f"{r.n_files} files (limit {params.router.max_package_mb} MB, aim {params.router.target_package_mb} MB)")

@@ -11,11 +11,18 @@ from pathlib import Path
 from hybridopt.params import load_params
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="full", help="parameter profile (default: full)")
     parser.add_argument("--out", default=None, help="output folder (default: the profile's data.raw_dir)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
-    parser.add_argument("--start-date", default=None,
+    parser.add_argument("--start-date", default=None, type=_date,
                         help="local date of the first window, YYYY-MM-DD (default 2025-11-24, a Monday)")
 
 
@@ -26,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = load_params(args.profile)
     out = Path(args.out) if args.out else params.path("raw_dir")
-    start = date.fromisoformat(args.start_date) if args.start_date else simulate.DEFAULT_START_DATE
+    start = args.start_date or simulate.DEFAULT_START_DATE
     seed = simulate.DEFAULT_SEED if args.seed is None else args.seed
     t0 = time.perf_counter()
     res, manifest = simulate.simulate_profile(params, seed, start, out)

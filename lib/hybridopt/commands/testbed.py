@@ -5,9 +5,12 @@ stdout once listening; serves until SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import socket
 from pathlib import Path
 
+from hybridopt.errors import InputError
 from hybridopt.params import Params, ParamsError, load_params
 
 
@@ -30,4 +33,11 @@ def run(args: argparse.Namespace) -> int:
             raise ParamsError(f"{path}: not a valid parameter dump: {exc}") from exc
     else:
         params = load_params(args.profile)
-    return run_forever(params, args.host, args.port, args.seed)
+    try:
+        return run_forever(params, args.host, args.port, args.seed)
+    except OSError as exc:  # the address cannot be bound: in use, not local, privileged, unknown host
+        if not (isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL,
+                                                                   errno.EACCES)):
+            raise
+        raise InputError(f"--host {args.host} --port {args.port}: cannot listen ({exc.strerror or exc}): choose "
+                         "another --port (0 picks a free one) or --host") from None

@@ -22,7 +22,8 @@ from pathlib import Path
 from hybridopt.calibration import validate as val
 from hybridopt.commands._common import table
 from hybridopt.commands.calibrate import DEFAULT_PROFILE, provenance
-from hybridopt.data.ingest import ingest
+from hybridopt.data.ingest import ingest, require_usable
+from hybridopt.errors import InputError
 from hybridopt.params import load_params
 from hybridopt.report import calibration as report
 
@@ -45,19 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
-        print(f"error: --seeds must be >= 1, got {args.seeds}")
-        return 2
+        raise InputError(f"--seeds must be >= 1, got {args.seeds}")
     params = load_params(args.profile)
     t0 = time.perf_counter()
     judged = ingest(params, args.data)
+    require_usable(judged)
     opts = val.ValidationOptions(seed=args.seed, seeds=args.seeds)
-    if args.fit_data is not None:
-        fitted = judged if args.data is not None and args.fit_data.resolve() == args.data.resolve() \
-            else ingest(params, args.fit_data)
-        res = val.validate_split(fitted.requests, judged.requests, params, opts, fit_label=str(fitted.data_dir))
-        res["fit_data"] = {"provenance": provenance(fitted), **fitted.summary(), "data_dir": str(fitted.data_dir)}
-    else:
-        res = val.validate(judged.requests, params, opts, in_sample=not args.no_in_sample)
+    try:
+        if args.fit_data is not None:
+            fitted = judged if args.data is not None and args.fit_data.resolve() == args.data.resolve() \
+                else ingest(params, args.fit_data)
+            require_usable(fitted)
+            res = val.validate_split(fitted.requests, judged.requests, params, opts, fit_label=str(fitted.data_dir))
+            res["fit_data"] = {"provenance": provenance(fitted), **fitted.summary(), "data_dir": str(fitted.data_dir)}
+        else:
+            res = val.validate(judged.requests, params, opts, in_sample=not args.no_in_sample)
+    except InputError as exc:
+        raise InputError(f"data folder {judged.data_dir} cannot be validated on: {exc}: point --data (and --fit-data) "
+                         "at real request logs with platform metrics") from None
     res["data"] = {"provenance": provenance(judged), **judged.summary(), "data_dir": str(judged.data_dir)}
     res["params_hash"] = params.hash
     out = args.out or params.path("reports_dir") / val.VALIDATION_DIR

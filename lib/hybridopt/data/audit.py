@@ -28,6 +28,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 def _lines(result: IngestResult) -> dict[str, Any]:
     d = result.ledger.as_dict()
     d["files"] = result.files
+    d["unreadable"] = result.unreadable
     return d
 
 
@@ -216,6 +217,15 @@ def _findings(a: dict[str, Any], params: Params) -> list[str]:
         f.append(f"Repaired {n:,} lines: {r}.")
     for r, n in list(lines["quarantine_reasons"].items())[:5]:
         f.append(f"Quarantined {n:,} lines: {r}.")
+    if lines["unreadable"]:
+        f.append(f"{len(lines['unreadable'])} log file(s) or folder(s) could not be read: "
+                 + "; ".join(f"{u['file']} ({u['error']})" for u in lines["unreadable"][:5]) + ".")
+    if not lines["files"]:
+        f.append("No request log (*.jsonl) was found in the data folder.")
+    elif lines["lines_total"] == 0:
+        f.append("The request logs hold no line.")
+    elif lines["kept"] + lines["repaired"] == 0:
+        f.append("No line is a usable request: every line was quarantined.")
     legacy_runs = {r["run_id"] for r in a["coverage"]["runs"] if r["design"] == LEGACY_DESIGN}
     if legacy_runs:
         f.append(f"{len(legacy_runs)} run(s) sent each request to ONE platform: no pairs; labels need time matching.")

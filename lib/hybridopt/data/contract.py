@@ -1,7 +1,7 @@
 """The request-log contract: one JSON line per request ATTEMPT, success or not.
 
 Defined once here; the Artillery processor (artillery/variance-functions.js), the testbed, the
-simulator and the legacy converter all write it, and `reader.read_lines` validates it.
+simulator and the legacy converter all write it, and `reader` validates it (`ingest` reads folders).
 
 Version 1.0 fields (a field not listed is an error; a missing optional field means "not known"):
 """
@@ -51,7 +51,8 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("run_id", "str", True, "identity", "one collection run (a time window of a schedule)"),
     Field("source", "str", True, "identity", "testbed | simulator | aws | legacy"),
     # context known before sending
-    Field("platform", "str", True, "context", "lambda | ecs (legacy may say unknown)"),
+    Field("platform", "str", True, "context",
+          "lambda | ecs (legacy may say unknown; null only on a failed A/B attempt the router never answered)"),
     Field("workload_type", "str", True, "context", "one of params.workloads"),
     Field("target_payload_size_kb", "float", True, "context", "payload size the generator aimed at", 0.0),
     Field("time_window", "str", True, "context", "one of params.time_windows"),

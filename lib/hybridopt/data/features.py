@@ -10,23 +10,28 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from hybridopt.data.contract import OUTCOME_COLUMNS, PRE_SEND_COLUMNS
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import numpy as np
     import pandas as pd
 
     from hybridopt.params import Params
+
+    #: a base value or feature: a Python number for one request (`row`), an array for a frame (`frame`)
+    FeatureValue: TypeAlias = float | np.ndarray
 
 
 class LeakError(ValueError):
     """A forbidden or outcome-derived column reached the feature matrix."""
 
 
-def _log1p(x: Any) -> Any:
+def _log1p(x: FeatureValue) -> FeatureValue:
     if isinstance(x, (int, float)):
         return math.log1p(x)
     import numpy as np  # only for arrays: `row` (the Lambda router) must run without numpy
@@ -37,7 +42,7 @@ def _log1p(x: Any) -> Any:
 # name -> (contract columns it derives from, function of the base values)
 # Base values: w = workload code, p = payload KB, h = local hour, tw = time-window code,
 # we = weekend flag, lp = load-pattern code, mem = configured Lambda memory MB.
-FEATURE_DEFS: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Any]]] = {
+FEATURE_DEFS: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, FeatureValue]], FeatureValue]]] = {
     "workload_type_encoded": (("workload_type",), lambda b: b["w"]),
     "payload_size_kb": (("target_payload_size_kb",), lambda b: b["p"]),
     "hour_of_day": (("sent_at",), lambda b: b["h"]),

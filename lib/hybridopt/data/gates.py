@@ -12,7 +12,8 @@ from hybridopt.data.features import FeatureSpec, LeakError, assert_leak_free
 from hybridopt.params import Params
 
 
-def _gate(name: str, scope: str, value: Any, threshold: str, passed: bool) -> dict[str, Any]:
+def _gate(name: str, scope: str, value: float | str | list[int] | None, threshold: str,
+          passed: bool) -> dict[str, Any]:
     return {"gate": name, "scope": scope, "value": value, "threshold": threshold, "pass": bool(passed)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pandas as pd
 
 from hybridopt.data import contract, legacy
 from hybridopt.data.reader import Ledger, Vocab, read_file
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 
 CATEGORICAL = ("source", "platform", "workload_type", "time_window", "load_pattern", "phase", "error",
@@ -29,12 +31,14 @@ class IngestResult:
     input_hash: str                     # sha256 over every input file's bytes (sorted by path)
     data_dir: Path
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)  # {file, error}: logs that could not be read
 
     def summary(self) -> dict[str, Any]:
         led = self.ledger
         return {"data_dir": str(self.data_dir), "files": len(self.files), "lines": led.lines_total,
                 "kept": led.kept, "repaired": led.repaired, "quarantined": led.quarantined,
-                "requests": len(self.requests), "input_hash": self.input_hash}
+                "requests": len(self.requests), "unreadable": len(self.unreadable),
+                "input_hash": self.input_hash}
 
 
 def vocab_of(params: Params) -> Vocab:
@@ -59,21 +63,50 @@ def _sniff_contract(path: Path) -> bool:
     return False
 
 
-def discover(data_dir: Path) -> list[tuple[Path, str]]:
-    """Every *.jsonl under data_dir with its layout: 'contract' or 'legacy'."""
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def discover(data_dir: Path) -> tuple[list[tuple[Path, str]], list[dict[str, str]]]:
+    """Every *.jsonl under data_dir with its layout ('contract' or 'legacy'), and every folder or
+    log file that cannot be read ({file, error}; file "." is data_dir itself). Raises InputError
+    when data_dir is missing or not a folder."""
+    if not data_dir.exists():
+        raise InputError(f"data folder {data_dir} does not exist: point --data (or the profile's "
+                         "data.raw_dir / data.legacy_dir) at a folder of request logs")
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} does not exist")
+        raise InputError(f"data folder {data_dir} is a file, not a folder: point --data at the folder "
+                         "that holds the request logs")
+    try:
+        os.scandir(data_dir).close()
+    except OSError as exc:  # the folder itself: "." (audited like any unreadable sub-folder)
+        return [], [{"file": ".", "error": _os_reason(exc)}]
+    unreadable: list[dict[str, str]] = []
+
+    def rel(name: str) -> str:
+        return str(Path(name).relative_to(data_dir))
+
+    def on_error(exc: OSError) -> None:  # a sub-folder os.walk cannot list
+        unreadable.append({"file": rel(exc.filename), "error": _os_reason(exc)})
+
+    paths = []
+    for root, _dirs, names in os.walk(data_dir, onerror=on_error):
+        paths += [Path(root) / n for n in names if n.endswith(".jsonl") and not n.startswith("quarantine")]
     found = []
-    for path in sorted(data_dir.rglob("*.jsonl")):
-        if path.name.startswith("quarantine"):
+    for path in sorted(paths):
+        try:
+            layout = "legacy" if legacy.is_legacy_file(path) and not _sniff_contract(path) else "contract"
+        except OSError as exc:
+            unreadable.append({"file": rel(str(path)), "error": _os_reason(exc)})
             continue
-        layout = "legacy" if legacy.is_legacy_file(path) and not _sniff_contract(path) else "contract"
         found.append((path, layout))
-    return found
+    return found, sorted(unreadable, key=lambda u: u["file"])
 
 
 def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
-    """Read every log under data_dir (default: the profile's) into a validated frame."""
+    """Read every log under data_dir (default: the profile's) into a validated frame. Bad lines are
+    quarantined and files that cannot be read are listed (`unreadable`), never raised; call
+    `require_usable` to fail on an input that gave nothing usable."""
     data_dir = (data_dir or default_data_dir(params)).resolve()
     vocab = vocab_of(params)
     ledger = Ledger()
@@ -82,7 +115,8 @@ def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
     quarantine: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
     digest = hashlib.sha256()
-    for path, layout in discover(data_dir):
+    found, unreadable = discover(data_dir)
+    for path, layout in found:
         rel = str(path.relative_to(data_dir))
         before = ledger.lines_total
         convert = None
@@ -92,9 +126,15 @@ def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
             convert = legacy.make_converter(legacy.run_id_for(path), params.experiment,
                                             m["platform"], m["workload"])
         digest.update(rel.encode() + b"\0")
-        read_file(path, vocab, ledger, rows, seen, convert=convert, quarantine=quarantine, label=rel, digest=digest)
-        files.append({"file": rel, "layout": layout, "bytes": path.stat().st_size,
-                      "lines": ledger.lines_total - before})
+        size: int | None = None
+        try:
+            size = path.stat().st_size
+            read_file(path, vocab, ledger, rows, seen, convert=convert, quarantine=quarantine, label=rel,
+                      digest=digest)
+        except OSError as exc:  # lines read before the error stay accounted for
+            unreadable.append({"file": rel, "error": _os_reason(exc)})
+            digest.update(b"\0unreadable\0")
+        files.append({"file": rel, "layout": layout, "bytes": size, "lines": ledger.lines_total - before})
     manifests = []
     for mpath in sorted(data_dir.rglob("manifest.json")):
         try:
@@ -102,7 +142,36 @@ def ingest(params: Params, data_dir: Path | None = None) -> IngestResult:
         except (ValueError, OSError) as exc:
             manifests.append({"file": str(mpath.relative_to(data_dir)), "unreadable": str(exc)})
     return IngestResult(requests=to_frame(rows), ledger=ledger, files=files, manifests=manifests,
-                        input_hash=digest.hexdigest(), data_dir=data_dir, quarantine=quarantine)
+                        input_hash=digest.hexdigest(), data_dir=data_dir, quarantine=quarantine,
+                        unreadable=sorted(unreadable, key=lambda u: u["file"]))
+
+
+def require_usable(result: IngestResult, quarantine_path: Path | None = None) -> None:
+    """Raise InputError when some log could not be read, or when the input holds no usable request
+    (no log file, no line, or every line quarantined). Call it after writing what was read (the
+    audit, the quarantine), so the reasons are on disk when the error is shown."""
+    d = result.data_dir
+    if result.unreadable:
+        u = result.unreadable[0]
+        if u["file"] == ".":
+            raise InputError(f"data folder {d} cannot be read ({u['error']}): fix its permissions or point "
+                             "--data elsewhere")
+        more = f" (and {len(result.unreadable) - 1} more)" if len(result.unreadable) > 1 else ""
+        raise InputError(f"{d / u['file']}: cannot be read ({u['error']}){more}: fix its permissions, or move "
+                         f"it out of {d}")
+    led = result.ledger
+    if not result.files:
+        raise InputError(f"data folder {d} holds no request logs (*.jsonl): point --data at a folder of "
+                         "contract or legacy JSONL logs")
+    if led.kept + led.repaired == 0:
+        where = f"; every line and its reason: {quarantine_path}" if quarantine_path is not None else ""
+        if led.lines_total == 0:
+            raise InputError(f"data folder {d}: its {len(result.files)} log file(s) are empty: point --data at "
+                             "a folder of request logs")
+        reasons = ", ".join(f"{r} {n:,}" for r, n in led.quarantine_reasons.most_common(3))
+        raise InputError(f"data folder {d}: none of its {led.lines_total:,} line(s) is a usable request "
+                         f"(quarantined: {reasons}): point --data at contract or legacy JSONL request "
+                         f"logs{where}")
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridopt.data import contract
-from hybridopt.data.reader import Reject
+from hybridopt.data.reader import Converter, Reject
 
 FILE_RE = re.compile(r"^(?P<platform>lambda|ecs|unknown)_(?P<workload>[a-z_]+?)_(?P<date>\d{4}-\d{2}-\d{2})\.jsonl$")
 
@@ -37,7 +37,7 @@ def is_legacy_file(path: Path) -> bool:
     return FILE_RE.match(path.name) is not None
 
 
-def make_converter(run_id: str, experiment: str, file_platform: str, file_workload: str):
+def make_converter(run_id: str, experiment: str, file_platform: str, file_workload: str) -> Converter:
     """A converter for the lines of one legacy file."""
 
     def convert(obj: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,15 @@ import pandas as pd
 
 from hybridopt import paths
 from hybridopt.data import audit as audit_mod
+from hybridopt.data import contract
 from hybridopt.data import gates as gates_mod
 from hybridopt.data.cost import add_costs
 from hybridopt.data.features import FeatureSpec, assert_leak_free
-from hybridopt.data.ingest import IngestResult, ingest, write_quarantine
+from hybridopt.data.ingest import IngestResult, ingest, require_usable, write_quarantine
 from hybridopt.data.labels import add_labels
 from hybridopt.data.pairing import pair
 from hybridopt.data.table import LABEL_COLUMNS, PAIR_COLUMNS
+from hybridopt.errors import InputError
 from hybridopt.params import Params
 
 
@@ -42,20 +44,26 @@ def frame_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str))
 
 
 # --------------------------------------------------------------------------------------- stage 02
 def ingest_and_audit(params: Params, data_dir: Path | None = None, out_dir: Path | None = None,
                      write: bool = True) -> tuple[IngestResult, dict[str, Any]]:
+    """Stage 02: read and audit the logs; with `write`, write requests.parquet, quarantine.jsonl and
+    audit.json. Raises InputError (after writing) when some log could not be read or no line is a
+    usable request (`ingest.require_usable`)."""
     result = ingest(params, data_dir)
     a = audit_mod.audit(result, params)
+    quarantine = None
     if write:
         d = _out_dir(params, out_dir)
         result.requests.to_parquet(d.requests, index=False)
         write_quarantine(result, d.quarantine)
         _write_json(d.audit, a)
+        quarantine = d.quarantine
+    require_usable(result, quarantine)
     return result, a
 
 
@@ -133,12 +141,25 @@ def preprocess(params: Params, out_dir: Path | None = None) -> tuple[TableResult
     """Stage 03: read stage 02's outputs, write pairs, the training table and the data card."""
     d = _out_dir(params, out_dir)
     req_path, audit_path = d.requests, d.audit
+    stage02 = f"notebook 02_eda or `python -m hybridopt audit --profile {params.profile}`"
     for p in (req_path, audit_path):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} is missing: run stage 02 first (notebook 02_eda or "
-                                    f"`python -m hybridopt audit --profile {params.profile}`)")
-    requests = pd.read_parquet(req_path)
-    a = json.loads(audit_path.read_text())
+            raise InputError(f"{p} is missing: run stage 02 first ({stage02})")
+    try:
+        requests = pd.read_parquet(req_path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"{req_path}: not a readable parquet file ({exc}): run stage 02 again ({stage02})") from None
+    try:
+        a = json.loads(audit_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{audit_path}: not a readable audit ({exc}): run stage 02 again ({stage02})") from None
+    missing = [c for c in (*contract.COLUMNS, "ok") if c not in requests.columns]
+    if missing:
+        raise InputError(f"{req_path}: not a requests table of stage 02 (no column {missing[0]}): run stage 02 "
+                         f"again ({stage02})")
+    if requests.empty:
+        raise InputError(f"{req_path} holds no request: stage 02 found no usable line (see {audit_path}); "
+                         "point it at request logs and run it again")
     tr = table_from_requests(requests, params)
     tr.pairs.to_parquet(d.pairs, index=False)
     tr.table.to_parquet(d.training_table, index=False)

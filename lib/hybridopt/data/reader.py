@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
@@ -92,7 +92,7 @@ class Reject(Exception):
 
 
 # ------------------------------------------------------------------------------------ field checks
-def _float(name: str, v: Any, repairs: list[str]) -> float | None:
+def _float(name: str, v: object, repairs: list[str]) -> float | None:
     t = type(v)
     if t is float:
         x = v
@@ -116,7 +116,7 @@ def _float(name: str, v: Any, repairs: list[str]) -> float | None:
     return x
 
 
-def _int(name: str, v: Any, repairs: list[str]) -> int | None:
+def _int(name: str, v: object, repairs: list[str]) -> int | None:
     if type(v) is int:
         x = v
     elif v is None:
@@ -134,7 +134,7 @@ def _int(name: str, v: Any, repairs: list[str]) -> int | None:
     return x
 
 
-def _bool(name: str, v: Any, repairs: list[str]) -> bool | None:
+def _bool(name: str, v: object, repairs: list[str]) -> bool | None:
     if type(v) is bool or v is None:
         return v
     if type(v) is str and v.strip().lower() in ("true", "false"):
@@ -146,7 +146,7 @@ def _bool(name: str, v: Any, repairs: list[str]) -> bool | None:
     raise Reject(f"wrong_type:{name}")
 
 
-def _str(name: str, v: Any, repairs: list[str]) -> str | None:
+def _str(name: str, v: object, repairs: list[str]) -> str | None:
     if type(v) is str:
         if not v:
             raise Reject(f"empty:{name}")
@@ -159,7 +159,7 @@ def _str(name: str, v: Any, repairs: list[str]) -> str | None:
     raise Reject(f"wrong_type:{name}")
 
 
-def _epoch_s(name: str, v: Any, repairs: list[str]) -> float | None:
+def _epoch_s(name: str, v: object, repairs: list[str]) -> float | None:
     if v is None:
         return None
     if type(v) is not str:
@@ -174,14 +174,17 @@ def _epoch_s(name: str, v: Any, repairs: list[str]) -> float | None:
     return dt.timestamp()
 
 
-_CHECK: dict[str, Callable[[str, Any, list[str]], Any]] = {
+#: a field checker: (field name, the JSON value, repairs so far) -> the normalised value, or Reject
+Check = Callable[[str, object, list[str]], object]
+_CHECK: dict[str, Check] = {
     "str": _str, "float": _float, "int": _int, "bool": _bool, "datetime": _epoch_s,
 }
 _KNOWN = frozenset(contract.COLUMNS)
 _TEMPLATE: dict[str, Any] = dict.fromkeys(contract.COLUMNS)
-_REQUIRED = contract.REQUIRED
+#: platform is checked apart: an A/B attempt whose router never answered has none (see validate)
+_REQUIRED = tuple(n for n in contract.REQUIRED if n != "platform")
 # name -> (expected python type, minimum or None, checker for anything else)
-_FAST: dict[str, tuple[type, float | None, Callable[[str, Any, list[str]], Any]]] = {
+_FAST: dict[str, tuple[type, float | None, Check]] = {
     f.name: ({"str": str, "float": float, "int": int, "bool": bool, "datetime": type(None)}[f.kind],
              f.minimum, _CHECK[f.kind]) for f in contract.FIELDS}
 _INF = float("inf")
@@ -217,7 +220,10 @@ def validate(obj: dict[str, Any], vocab: Vocab) -> tuple[dict[str, Any], list[st
     if out["source"] not in contract.SOURCES:
         raise Reject(f"unknown_source:{out['source']}")
     platform = out["platform"]
-    if platform not in contract.PLATFORMS and not (
+    if platform is None:
+        if out["arm"] is None:
+            raise Reject("missing:platform")
+    elif platform not in contract.PLATFORMS and not (
             platform == contract.LEGACY_UNKNOWN_PLATFORM and out["source"] == "legacy"):
         raise Reject(f"unknown_platform:{platform}")
     if out["workload_type"] not in vocab.workloads:
@@ -239,6 +245,8 @@ def validate(obj: dict[str, Any], vocab: Vocab) -> tuple[dict[str, Any], list[st
         raise Reject("no_status_and_no_error")
     if out["error"] is None and out["total_ms"] is None:
         raise Reject("success_without_total_ms")
+    if platform is None and out["error"] is None:  # the router answered: it named the platform
+        raise Reject("missing:platform")
     out["sent_at_epoch_s"] = out.pop("sent_at")
     return out, repairs
 
@@ -291,7 +299,13 @@ def _fast_accept(raw: bytes, validator: SchemaValidator) -> dict[str, Any] | Non
 
 
 # --------------------------------------------------------------------------------------- streaming
-def iter_lines(path: Path, digest: Any = None) -> Iterator[tuple[int, bytes, bool]]:
+class Digest(Protocol):
+    """What the reader uses of a hashlib object (`hashlib.sha256()`)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+def iter_lines(path: Path, digest: Digest | None = None) -> Iterator[tuple[int, bytes, bool]]:
     """(line number from 1, raw bytes without newline, ended_with_newline) for each line; `digest`
     (a hashlib object), when given, is fed every byte of the file as it is read."""
     with open(path, "rb") as fh:
@@ -310,7 +324,7 @@ Converter = Callable[[dict[str, Any]], dict[str, Any]]
 def read_file(path: Path, vocab: Vocab, ledger: Ledger, rows: list[dict[str, Any]],
               seen_ids: set[str], convert: Converter | None = None,
               quarantine: list[dict[str, Any]] | None = None, label: str | None = None,
-              digest: Any = None) -> None:
+              digest: Digest | None = None) -> None:
     """Validate every line of one file into `rows` (normalised records) and `ledger`.
     `convert` maps a foreign record (legacy layout) into the contract before validation; it may
     raise Reject. Quarantined lines are appended to `quarantine` with their reason. `digest` (hashlib)

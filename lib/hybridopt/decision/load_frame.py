@@ -24,9 +24,13 @@ _EPS_S = 1e-6   # a completion is never at the send instant itself
 
 
 def seconds(ts: pd.Series) -> np.ndarray:
-    """tz-aware timestamps (or ISO strings) as float seconds since the epoch."""
+    """tz-aware timestamps (or ISO strings) as float seconds since the epoch, whatever the stored
+    resolution (a parquet round trip gives microseconds)."""
     s = pd.to_datetime(ts, utc=True, format="ISO8601") if not pd.api.types.is_datetime64_any_dtype(ts) else ts
-    return s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+    if getattr(s.dt, "tz", None) is None:
+        s = s.dt.tz_localize("UTC")
+    ns = s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").dt.tz_localize(None)
+    return ns.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ def streams(requests: pd.DataFrame, missing_completion_s: float) -> Streams:
     if "pair_id" in requests:
         pair = requests["pair_id"].astype(object).to_numpy()
         has = pd.notna(pair)
-        unit = np.where(has, "pair:" + pd.Series(pair).astype(str).to_numpy(dtype=object), "req:" + unit)
+        pair_txt = np.array([str(x) for x in pair], dtype=object)
+        unit = np.where(has, "pair:" + pair_txt, "req:" + unit)
     units = pd.DataFrame({"unit": unit, "t": t, "w": work}).groupby("unit", sort=False).agg(t=("t", "min"),
                                                                                           w=("w", "first"))
     plat = requests["platform"].astype(str).to_numpy(dtype=object)
@@ -139,7 +144,9 @@ def check_causal(requests: pd.DataFrame, n_probes: int = 100, seed: int = 0,
         return {"probes": 0, "max_abs_diff": 0.0}
     rng = np.random.default_rng(seed)
     req = requests.reset_index(drop=True).copy()
-    req["sent_at"] = pd.to_datetime(req["sent_at"], utc=True, format="ISO8601")
+    sent = req["sent_at"]
+    sent = sent if pd.api.types.is_datetime64_any_dtype(sent) else pd.to_datetime(sent, utc=True, format="ISO8601")
+    req["sent_at"] = sent.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     t_all = seconds(req["sent_at"])
     runs = req["run_id"].astype(str).to_numpy(dtype=object) if "run_id" in req else np.zeros(len(req), dtype=object)
     work = req["workload_type"].astype(str).to_numpy(dtype=object)

@@ -6,7 +6,9 @@ the router's Lambda package ships this module.
 Objectives (`kind`):
 - `slo_cheapest`: the cheapest platform whose predicted p95 latency meets the workload's SLO and
   whose predicted failure probability is at most `max_failure`. When neither does: the one with
-  the lower p95 among those within `max_failure`, else the one less likely to fail.
+  the lower p95 among those within `max_failure`; when neither is that reliable, the one less
+  likely to fail, unless their failure probabilities are within `max_failure` of each other (both
+  about equally doomed): then the cheaper, as the oracle does when both failed.
   Its oracle: the cheaper of the platforms that succeeded within the SLO; else the faster that
   succeeded; else (both failed) the cheaper.
 - `weighted`: minimise cost + value_of_time x latency + value_of_time x failure_penalty_s x P(fail),
@@ -15,12 +17,14 @@ Objectives (`kind`):
 
 Marginal cost (`MarginalCost`): what routing ONE more request to a platform adds to the bill.
 - Lambda: its billed duration x memory x the GB-s price, plus the request price and the API Gateway
-  request price (REST: per request; HTTP API: per started 512 KB).
+  request price (REST: per request; HTTP API: per started 512 KB). A payload above the invoke limit
+  never reaches the function (a 413 from the gateway): only the gateway's request price.
 - ECS on a provisioned service: the ALB's processed-bytes charge of its body (LCU price per GB,
   the binding LCU dimension for MB-sized bodies); below the service's worker capacity nothing
-  else (the tasks are paid whatever is sent). At or above capacity with autoscaling on, also the
-  task-seconds of its service time (the extra capacity it makes the autoscaler buy); without
-  autoscaling it only queues, which the latency and failure predictions carry.
+  else (the tasks are paid whatever is sent). At or above capacity, where that workload's service
+  may scale out, also its share of a task for its service time (task price x service seconds /
+  worker slots per task: the extra capacity it makes the autoscaler buy); a service that cannot
+  scale only queues, which the latency and failure predictions carry.
 """
 
 from __future__ import annotations
@@ -119,7 +123,9 @@ class Objective:
             return min(feasible, key=lambda p: (preds[p].cost_usd, preds[p].p95_ms, order[p]))
         if reliable:
             return min(reliable, key=lambda p: (preds[p].p95_ms, preds[p].cost_usd, order[p]))
-        return min(cands, key=lambda p: (preds[p].p_fail, preds[p].p95_ms, order[p]))
+        best = min(preds[p].p_fail for p in cands)
+        tied = [p for p in cands if preds[p].p_fail - best <= self.max_failure]
+        return min(tied, key=lambda p: (preds[p].cost_usd, preds[p].p_fail, order[p]))
 
     # -- the oracle: from measured outcomes -------------------------------------------------------
     def measured_usd(self, m: Measured) -> float:
@@ -181,20 +187,25 @@ class MarginalCost:
     ecs_task_usd_per_s: Mapping[str, float]
     ecs_capacity: Mapping[str, int]                       # worker slots of the provisioned tasks
     ecs_service_ms: Mapping[str, list[tuple[float, float]]]
-    ecs_autoscaling: bool
+    ecs_autoscaling: Mapping[str, bool]                   # per workload: its service may scale out
+    ecs_slots_per_task: int = 1                           # worker slots one task holds
+    lambda_max_payload_kb: float = math.inf               # larger payloads are rejected before Lambda
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def lambda_usd(self, workload: str, payload_kb: float) -> float:
+        units = max(1.0, math.ceil(payload_kb / 512.0)) if self.gateway == "http" else 1.0
+        gateway = units * self.gateway_request_usd
+        if payload_kb > self.lambda_max_payload_kb:
+            return gateway
         billed_ms = math.ceil(_interp(list(self.lambda_billed_ms[workload]), payload_kb))
         gb = self.lambda_memory_mb[workload] / 1024.0
-        units = max(1.0, math.ceil(payload_kb / 512.0)) if self.gateway == "http" else 1.0
-        return (billed_ms / 1000.0 * gb * self.lambda_gb_s_usd + self.lambda_request_usd
-                + units * self.gateway_request_usd)
+        return billed_ms / 1000.0 * gb * self.lambda_gb_s_usd + self.lambda_request_usd + gateway
 
     def ecs_usd(self, workload: str, payload_kb: float, workload_in_flight_ecs: float = 0.0) -> float:
         usd = payload_kb / 1024.0 / 1024.0 * self.alb_usd_per_gb
-        if self.ecs_autoscaling and workload_in_flight_ecs >= self.ecs_capacity[workload]:
-            usd += self.ecs_task_usd_per_s[workload] * _interp(list(self.ecs_service_ms[workload]), payload_kb) / 1000.0
+        if self.ecs_autoscaling.get(workload, False) and workload_in_flight_ecs >= self.ecs_capacity[workload]:
+            service_s = _interp(list(self.ecs_service_ms[workload]), payload_kb) / 1000.0
+            usd += self.ecs_task_usd_per_s[workload] * service_s / max(1, self.ecs_slots_per_task)
         return usd
 
     def usd(self, platform: str, workload: str, payload_kb: float, workload_in_flight_ecs: float = 0.0) -> float:
@@ -208,6 +219,7 @@ class MarginalCost:
         d = asdict(self)
         for k in ("lambda_billed_ms", "ecs_service_ms"):
             d[k] = {w: [list(p) for p in t] for w, t in getattr(self, k).items()}
+        d["lambda_max_payload_kb"] = None if math.isinf(self.lambda_max_payload_kb) else self.lambda_max_payload_kb
         return d
 
     @classmethod
@@ -221,5 +233,9 @@ class MarginalCost:
                    lambda_billed_ms=table(d["lambda_billed_ms"]), alb_usd_per_gb=float(d["alb_usd_per_gb"]),
                    ecs_task_usd_per_s={str(k): float(v) for k, v in d["ecs_task_usd_per_s"].items()},
                    ecs_capacity={str(k): int(v) for k, v in d["ecs_capacity"].items()},
-                   ecs_service_ms=table(d["ecs_service_ms"]), ecs_autoscaling=bool(d["ecs_autoscaling"]),
+                   ecs_service_ms=table(d["ecs_service_ms"]),
+                   ecs_autoscaling={str(k): bool(v) for k, v in dict(d["ecs_autoscaling"]).items()},
+                   ecs_slots_per_task=int(d.get("ecs_slots_per_task", 1)),
+                   lambda_max_payload_kb=(math.inf if d.get("lambda_max_payload_kb") is None
+                                          else float(d["lambda_max_payload_kb"])),
                    sources={str(k): str(v) for k, v in dict(d.get("sources", {})).items()})

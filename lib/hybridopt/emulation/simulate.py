@@ -278,6 +278,17 @@ def write_jsonl(rows: pd.DataFrame, out_dir: Path) -> dict[str, int]:
     return counts
 
 
+def write_capacity(model: PlatformModel, params: Params, out_dir: Path,
+                   start_date: date = DEFAULT_START_DATE) -> Path:
+    """The ECS tasks the simulation ran (per workload service: started, ready, drained, stopped) as
+    `<out_dir>/capacity.json`, on the logs' clock (model time 0 is midnight of start_date in
+    params.timezone, as for sent_at); `hybridopt.decision.capacity` defines and reads the format."""
+    from hybridopt.decision import capacity
+
+    origin_s = datetime(start_date.year, start_date.month, start_date.day, tzinfo=params.tz).timestamp()
+    return capacity.write_capacity(capacity.from_model(model.ecs, origin_s), out_dir)
+
+
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (time_window, platform): lines, errors, cold starts, median/p95 total_ms of successes."""
     ok = rows["error"].isna()
@@ -292,7 +303,8 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 def simulate_profile(params: Params, seed: int = DEFAULT_SEED, start_date: date = DEFAULT_START_DATE,
                      out_dir: str | Path | None = None) -> tuple[SimulationResult, dict[str, Any]]:
     """Simulate the profile's schedule and write it to `out_dir` (default: the profile's raw_dir): one
-    contract JSONL file per run and `manifest.json` (params hash, seed, lines per file, presets).
+    contract JSONL file per run, `capacity.json` (the ECS tasks it ran) and `manifest.json` (params
+    hash, seed, lines per file, presets).
     Returns the simulation and the manifest."""
     out = Path(out_dir) if out_dir is not None else params.path("raw_dir")
     res = simulate(params, seed, start_date)
@@ -302,6 +314,7 @@ def simulate_profile(params: Params, seed: int = DEFAULT_SEED, start_date: date 
                 "lines": sum(counts.values()), "files": {f"{k}.jsonl": v for k, v in counts.items()},
                 "client_preset": params.testbed.client_preset, "service_preset": params.testbed.service_preset,
                 "model_out_of_order": res.model.out_of_order}
+    write_capacity(res.model, params, out, start_date)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return res, manifest
 

@@ -13,25 +13,30 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from hybridopt import model_dir as layout
 from hybridopt import provenance
 from hybridopt.data.features import FeatureSpec
-from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
-from hybridopt.modeling.train import TrainingRun
+from hybridopt.errors import InputError
 from hybridopt.params import Params
+from hybridopt.router.trees import load_model
+
+if TYPE_CHECKING:  # training's modules load the model libraries: imported where used (a fast load_serving)
+    import lightgbm
+    import xgboost
+
+    from hybridopt.modeling.train import TrainingRun
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InputError):
     """A model folder is missing a file or holds one that does not fit the others."""
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: object) -> Any:
     """Plain JSON types; NaN and infinities become null."""
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
@@ -52,6 +57,8 @@ def jsonable(obj: Any) -> Any:
 
 
 def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
+    from hybridopt.modeling.models import SERVING_FORMAT
+
     tp = params.training
     fmt, file = SERVING_FORMAT[run.best]
     return {
@@ -85,6 +92,10 @@ def metadata(run: TrainingRun, params: Params) -> dict[str, Any]:
 def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None,
                    table: pd.DataFrame | None = None) -> Path:
     """Write the model folder; returns it. `table` (the training table) adds splits.parquet."""
+    import joblib
+
+    from hybridopt.modeling.models import BASE_MODELS, SERVING_FORMAT
+
     out = Path(out_dir) if out_dir is not None else params.path("models_dir")
     out.mkdir(parents=True, exist_ok=True)
     for stale in layout.SERVING_FILES.values():
@@ -115,7 +126,7 @@ def save_artifacts(run: TrainingRun, params: Params, out_dir: Path | None = None
 @dataclass
 class ServingModel:
     """The saved best model as the router loads it: no pickle, no sklearn."""
-    booster: Any
+    booster: lightgbm.Booster | xgboost.Booster
     fmt: str
     columns: list[str]
     spec: FeatureSpec
@@ -138,33 +149,71 @@ class ServingModel:
         return np.asarray(self.booster.inplace_predict(a), dtype=np.float64)
 
 
+def _json(path: Path) -> Any:
+    """A JSON file of the model folder, or ArtifactError naming it."""
+    retrain = "retrain the model (notebook 04_train) or give another model folder"
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing: {retrain}") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise ArtifactError(f"{path}: not valid JSON ({exc}): {retrain}") from None
+
+
 def load_serving(model_dir: Path) -> ServingModel:
-    """Load models/<profile>/ through the serving format only."""
+    """Load models/<profile>/ through the serving format only (ArtifactError names a missing or
+    broken file)."""
     d = Path(model_dir)
+    retrain = "retrain the model (notebook 04_train) or give another model folder"
+    if not d.is_dir():
+        raise ArtifactError(f"{d}: no such model folder: train the profile first (notebook 04_train) or give "
+                            "--model a trained model folder")
     meta_path = layout.metadata_path(d)
     if not meta_path.is_file():
         raise ArtifactError(f"{meta_path}: missing (train the profile first: notebook 04_train)")
-    meta = json.loads(meta_path.read_text())
-    serving = meta.get("serving") or {}
+    meta = _json(meta_path)
+    serving = meta.get("serving") if isinstance(meta, dict) else None
+    if not isinstance(serving, dict) or not {"file", "format"} <= serving.keys():
+        raise ArtifactError(f"{meta_path}: no serving block with file and format: {retrain}")
     file = d / str(serving.get("file"))
     if not file.is_file():
         raise ArtifactError(f"{file}: the serving model named in {meta_path} is missing")
-    columns = json.loads((d / layout.FEATURE_COLUMNS).read_text())
-    spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+    columns = _json(d / layout.FEATURE_COLUMNS)
+    try:
+        spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{d / layout.FEATURE_SPEC}: missing: {retrain}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # ValueError includes UnicodeDecodeError
+        raise ArtifactError(f"{d / layout.FEATURE_SPEC}: not a feature spec ({exc!r}): {retrain}") from None
     if columns != spec.columns:
         raise ArtifactError(f"{d}: feature_columns.json and feature_spec.json disagree on the columns")
-    if serving["format"] == "lightgbm_text":
+    fmt = serving["format"]
+    if fmt not in layout.SERVING_FILES:
+        raise ArtifactError(f"{meta_path}: serving.format {fmt!r} is not one of {', '.join(layout.SERVING_FILES)}")
+    try:  # the router's own reading of the file first: a clear reason, and no native library's log line
+        load_model(fmt, file.read_text(), str(file))
+    except ValueError as exc:  # ModelFormatError, UnicodeDecodeError
+        raise ArtifactError(f"{file}: not a {fmt} model ({' '.join(str(exc).split())[:200]}): {retrain}") from None
+    broken = f"{file}: not a {fmt} model file: {retrain}"
+    booster: lightgbm.Booster | xgboost.Booster
+    if fmt == "lightgbm_text":
         import lightgbm as lgb
-        booster: Any = lgb.Booster(model_file=str(file))
+        try:
+            booster = lgb.Booster(model_file=str(file))
+        except lgb.basic.LightGBMError:
+            raise ArtifactError(broken) from None
         names = booster.feature_name()
-    elif serving["format"] == "xgboost_json":
+    else:
         import xgboost as xgb
         booster = xgb.Booster()
-        booster.load_model(str(file))
+        try:
+            booster.load_model(str(file))
+        except xgb.core.XGBoostError:
+            raise ArtifactError(broken) from None
         names = booster.feature_names
-    else:
-        raise ArtifactError(f"{meta_path}: serving.format {serving['format']!r} is not lightgbm_text or xgboost_json")
     if names is not None and list(names) != columns:
         raise ArtifactError(f"{file}: model features {list(names)} differ from feature_columns.json {columns}")
-    rule = json.loads((d / layout.STATIC_RULE).read_text())
-    return ServingModel(booster, serving["format"], columns, spec, meta, rule)
+    rule = _json(d / layout.STATIC_RULE)
+    if not isinstance(rule, dict):
+        raise ArtifactError(f"{d / layout.STATIC_RULE}: expected an object {{workload: platform}}: {retrain}")
+    return ServingModel(booster, fmt, columns, spec, meta, rule)

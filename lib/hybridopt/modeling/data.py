@@ -10,6 +10,7 @@ import pandas as pd
 
 from hybridopt.data.features import FeatureSpec, assert_leak_free
 from hybridopt.data.table import LABEL_COLUMNS
+from hybridopt.errors import InputError
 
 #: Feature columns that are category codes (one-hot for the MLP; decoded in rules).
 CATEGORY_FEATURES: Final = {
@@ -21,7 +22,7 @@ CATEGORY_FEATURES: Final = {
 CONTEXT_CATEGORIES: Final = ("workload_type", "time_window", "load_pattern")
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """The training table lacks a column or holds values training cannot use."""
 
 

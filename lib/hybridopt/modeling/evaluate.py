@@ -17,7 +17,7 @@ import pandas as pd
 from hybridopt import model_dir as layout
 from hybridopt.data.features import FeatureSpec, assert_leak_free
 from hybridopt.modeling import ceiling as ceil
-from hybridopt.modeling.artifacts import ServingModel
+from hybridopt.modeling.artifacts import ArtifactError, ServingModel
 from hybridopt.modeling.data import (
     CONTEXT_CATEGORIES,
     pair_groups,
@@ -117,7 +117,11 @@ def training_overlap(model_dir: Path, pairs: pd.DataFrame) -> dict[str, int]:
     path = layout.splits_path(Path(model_dir))
     if not path.is_file() or "pair_id" not in pairs.columns:
         return {}
-    splits = pd.read_parquet(path)
+    try:
+        splits = pd.read_parquet(path, columns=["pair_id", "split"])
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ArtifactError(f"{path}: not a readable splits table ({' '.join(str(exc).split())[:200]}): "
+                            "retrain the model (notebook 04_train) or delete the file") from None
     ids = set(pairs["pair_id"].astype(str))
     inside = splits[splits["pair_id"].astype(str).isin(ids)]
     counts = inside["split"].value_counts()

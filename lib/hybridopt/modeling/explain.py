@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,10 @@ from sklearn.tree import DecisionTreeClassifier
 from hybridopt import model_dir as layout
 from hybridopt.data.features import FeatureSpec
 from hybridopt.modeling.importance import positive_class_shap, tree_shap_values
+from hybridopt.modeling.models import TreeModel
+
+if TYPE_CHECKING:
+    from hybridopt.params import Params
 
 #: readable base inputs of the surrogate: feature column -> (display name, code map name or None)
 BASE_INPUTS = {
@@ -41,13 +46,13 @@ class InteractionError(RuntimeError):
     """SHAP interaction values do not add up to the SHAP values (a known shap pitfall)."""
 
 
-def shap_explanation(model: Any, X: pd.DataFrame) -> shap.Explanation:
+def shap_explanation(model: TreeModel, X: pd.DataFrame) -> shap.Explanation:
     values, base = tree_shap_values(model, X)
     return shap.Explanation(values=values, base_values=np.full(len(X), base), data=X.to_numpy(),
                             feature_names=list(X.columns))
 
 
-def interaction_values(model: Any, X: pd.DataFrame) -> np.ndarray:
+def interaction_values(model: TreeModel, X: pd.DataFrame) -> np.ndarray:
     """(rows, f, f) SHAP interaction values of class 1, checked to sum to the SHAP values."""
     explainer = shap.TreeExplainer(model)
     with warnings.catch_warnings():
@@ -62,7 +67,7 @@ def interaction_values(model: Any, X: pd.DataFrame) -> np.ndarray:
     return inter
 
 
-def interaction_strengths(model: Any, X: pd.DataFrame, top: int = 10) -> tuple[pd.DataFrame, float]:
+def interaction_strengths(model: TreeModel, X: pd.DataFrame, top: int = 10) -> tuple[pd.DataFrame, float]:
     """Top off-diagonal feature pairs by mean |interaction| (both halves summed), and the seconds."""
     t0 = time.perf_counter()
     inter = interaction_values(model, X)
@@ -155,11 +160,9 @@ def sample_rows(X: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return X.iloc[idx]
 
 
-def load_for_explanation(params: Any, model_dir: Any = None) -> dict[str, Any]:
+def load_for_explanation(params: Params, model_dir: str | Path | None = None) -> dict[str, Any]:
     """The served model and the test rows it was evaluated on (from models/<profile>/ and the
     training table). Keys: model (ServingModel), booster, X_test, y_test, test (table rows)."""
-    from pathlib import Path
-
     from hybridopt import paths
     from hybridopt.modeling.artifacts import ArtifactError, load_serving
     from hybridopt.modeling.data import feature_matrix, target
@@ -169,7 +172,11 @@ def load_for_explanation(params: Any, model_dir: Any = None) -> dict[str, Any]:
     split_path = layout.splits_path(d)
     if not split_path.is_file():
         raise ArtifactError(f"{split_path}: missing (rerun 04_train)")
-    table = pd.read_parquet(paths.processed(params).training_table)
+    table_path = paths.processed(params).training_table
+    if not table_path.is_file():
+        raise ArtifactError(f"{table_path}: missing: run stage 03 first (notebook 03_preprocess or "
+                            f"`python -m hybridopt preprocess --profile {params.profile}`)")
+    table = pd.read_parquet(table_path)
     from hybridopt.modeling.train import table_hash
     if table_hash(table) != served.meta["data"]["table_hash"]:
         raise ArtifactError(f"{paths.processed(params).training_table} is not the table {d} was trained on "

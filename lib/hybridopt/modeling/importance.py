@@ -14,14 +14,13 @@ that input's importance between them in whatever way the trees happened to split
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import shap
 from sklearn.inspection import permutation_importance
 
-from hybridopt.modeling.models import TREE_MODELS, own_importance, positive_proba
+from hybridopt.modeling.models import TREE_MODELS, Classifier, TreeModel, own_importance, positive_proba
 
 
 def _shares(values: np.ndarray, columns: list[str]) -> dict[str, float]:
@@ -30,7 +29,7 @@ def _shares(values: np.ndarray, columns: list[str]) -> dict[str, float]:
     return {c: float(v / total) if total > 0 else 0.0 for c, v in zip(columns, mean_abs)}
 
 
-def positive_class_shap(values: Any) -> np.ndarray:
+def positive_class_shap(values: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """Normalise shap's output shapes to (rows, features) for class 1."""
     if isinstance(values, list):
         values = values[1] if len(values) == 2 else values[0]
@@ -40,7 +39,7 @@ def positive_class_shap(values: Any) -> np.ndarray:
     return arr
 
 
-def tree_shap_values(model: Any, X: pd.DataFrame) -> tuple[np.ndarray, float]:
+def tree_shap_values(model: TreeModel, X: pd.DataFrame) -> tuple[np.ndarray, float]:
     """(rows, features) SHAP values of class 1 and the base value, path-dependent TreeSHAP."""
     explainer = shap.TreeExplainer(model)
     with warnings.catch_warnings():
@@ -50,7 +49,7 @@ def tree_shap_values(model: Any, X: pd.DataFrame) -> tuple[np.ndarray, float]:
     return values, float(base[1] if len(base) == 2 else base[0])
 
 
-def permutation_shap_values(model: Any, X: pd.DataFrame, background: pd.DataFrame, seed: int) -> np.ndarray:
+def permutation_shap_values(model: Classifier, X: pd.DataFrame, background: pd.DataFrame, seed: int) -> np.ndarray:
     """(rows, features) SHAP values of P(lambda) by shap's PermutationExplainer."""
     cols = list(X.columns)
 
@@ -63,7 +62,7 @@ def permutation_shap_values(model: Any, X: pd.DataFrame, background: pd.DataFram
     return np.asarray(expl.values, dtype=np.float64)
 
 
-def shap_shares(name: str, model: Any, X_explain: pd.DataFrame, background: pd.DataFrame,
+def shap_shares(name: str, model: Classifier, X_explain: pd.DataFrame, background: pd.DataFrame,
                 seed: int, agnostic_rows: int | None = None) -> dict[str, float]:
     """Mean |SHAP| share per feature (the verdict importance). Model-agnostic explanations use the
     first `agnostic_rows` rows of X_explain."""
@@ -75,7 +74,7 @@ def shap_shares(name: str, model: Any, X_explain: pd.DataFrame, background: pd.D
     return _shares(values, list(X_explain.columns))
 
 
-def model_importance(name: str, model: Any, X_val: pd.DataFrame, y_val: np.ndarray, seed: int,
+def model_importance(name: str, model: Classifier, X_val: pd.DataFrame, y_val: np.ndarray, seed: int,
                      n_jobs: int = 1) -> tuple[str, dict[str, float]]:
     """(kind, shares): built-in importance for tree models, else permutation importance."""
     own = own_importance(name, model)

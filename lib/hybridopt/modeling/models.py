@@ -7,10 +7,11 @@ codes, standard scaling of everything else; unknown codes encode as all-zero, no
 
 from __future__ import annotations
 
-from typing import Any, Final, Mapping
+from typing import Any, Final, Mapping, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, VotingClassifier
@@ -26,6 +27,12 @@ BASE_MODELS: Final = ("random_forest", "xgboost", "lightgbm", "mlp")
 ENSEMBLE: Final = "ensemble"
 ALL_MODELS: Final = (*BASE_MODELS, ENSEMBLE)
 TREE_MODELS: Final = ("random_forest", "xgboost", "lightgbm")
+#: A fitted tree model of one family (what TreeSHAP explains).
+TreeModel: TypeAlias = RandomForestClassifier | xgb.XGBClassifier | lgb.LGBMClassifier
+#: A model of one of the families (`make_model`): the tree models and the MLP pipeline.
+FamilyModel: TypeAlias = TreeModel | Pipeline
+#: Any model training fits: a family's, or the soft-voting ensemble of them (`make_ensemble`).
+Classifier: TypeAlias = FamilyModel | VotingClassifier
 SERVING_FORMAT: Final = {"lightgbm": ("lightgbm_text", model_dir.SERVING_FILES["lightgbm_text"]),
                          "xgboost": ("xgboost_json", model_dir.SERVING_FILES["xgboost_json"])}
 
@@ -37,7 +44,7 @@ def _clean(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_model(name: str, settings: Mapping[str, Any], columns: list[str], seed: int, n_jobs: int) -> Any:
+def make_model(name: str, settings: Mapping[str, Any], columns: list[str], seed: int, n_jobs: int) -> FamilyModel:
     """An unfitted model of family `name` with the searched `settings` and the fixed ones."""
     s = _clean(settings)
     if name == "random_forest":
@@ -59,19 +66,19 @@ def make_model(name: str, settings: Mapping[str, Any], columns: list[str], seed:
     raise ValueError(f"unknown model family {name!r} (expected one of {BASE_MODELS})")
 
 
-def make_ensemble(members: Mapping[str, Any]) -> VotingClassifier:
+def make_ensemble(members: Mapping[str, FamilyModel]) -> VotingClassifier:
     """Soft voting over already-fitted members (frozen: fitting the ensemble does not refit them).
     Its probability is the mean of the members' probabilities."""
     return VotingClassifier([(n, FrozenEstimator(m)) for n, m in members.items()], voting="soft")
 
 
-def positive_proba(model: Any, X: Any) -> np.ndarray:
+def positive_proba(model: Classifier, X: pd.DataFrame | np.ndarray) -> np.ndarray:
     """P(class 1 = Lambda) for every row."""
     proba = model.predict_proba(X)
     return np.asarray(proba, dtype=np.float64)[:, 1]
 
 
-def own_importance(name: str, model: Any) -> dict[str, float] | None:
+def own_importance(name: str, model: Classifier) -> dict[str, float] | None:
     """The model's built-in importance as shares summing to 1 (None when it has none)."""
     if name not in TREE_MODELS:
         return None

@@ -38,6 +38,8 @@ from hybridopt.modeling.models import (
     BASE_MODELS,
     ENSEMBLE,
     TREE_MODELS,
+    Classifier,
+    FamilyModel,
     make_ensemble,
     make_model,
     positive_proba,
@@ -66,7 +68,7 @@ class TrainingRun:
     searches: dict[str, SearchResult]
     ensemble_members: list[str]
     ensemble_cv: dict[str, float]
-    models: dict[str, Any]
+    models: dict[str, Classifier]
     metrics: dict[str, dict[str, dict[str, Any]]]          # model -> split -> metrics
     calibration: dict[str, dict[str, list[float]]]          # model -> curve on test
     baselines: dict[str, dict[str, Any]]                    # static rule / majority on test
@@ -109,7 +111,7 @@ def select_best(val_auc: dict[str, float], rule_portable: list[str], tie: float,
             "candidates_val_roc_auc": dict(val_auc)}
 
 
-def _fit(name: str, settings: dict[str, Any], X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> Any:
+def _fit(name: str, settings: dict[str, Any], X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> FamilyModel:
     model = make_model(name, settings, list(X.columns), seed, n_jobs).fit(X, y)
     if name == "random_forest":
         # a threaded forest sums its trees' probabilities in whatever order the threads finish,
@@ -156,7 +158,7 @@ def train_all(params: Params, table: pd.DataFrame, log: Callable[[str], None] = 
     t = tick("cv_search", t)
 
     # --- final fits on the whole training split
-    models: dict[str, Any] = {}
+    models: dict[str, Classifier] = {}
     for name in BASE_MODELS:
         ts = time.perf_counter()
         models[name] = _fit(name, searches[name].best_settings, Xtr, ytr, seed, tp.n_jobs)

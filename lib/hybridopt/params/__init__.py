@@ -4,7 +4,7 @@ that order and validated (`load_params`). Any unknown key, wrong type or missing
 
 The sections live by stage: `experiment` (data, workloads, schedule, prices, labels, features,
 training), `testbed` (the platform model, every value sourced), `stages` (router, deploy, A/B,
-collection); `load` holds the whole `Params` and the loader."""
+collection), `infra` (the experiment's AWS stacks); `load` holds the whole `Params` and the loader."""
 
 from hybridopt.params.common import ParamsError  # noqa: F401
 from hybridopt.params.experiment import (  # noqa: F401
@@ -29,6 +29,7 @@ from hybridopt.params.experiment import (  # noqa: F401
     Verdict,
     Workload,
 )
+from hybridopt.params.infra import HealthCheck, InfraParams, PlatformLogsJoin  # noqa: F401
 from hybridopt.params.load import (  # noqa: F401
     BASE_FILES,
     Params,
@@ -60,4 +61,4 @@ from hybridopt.params.testbed import (  # noqa: F401
     TestbedParams,
 )
 
-__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'Decision', 'DecisionObjective', 'DecisionSetting', 'CostOptions', 'DataPaths', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']
+__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'CostOptions', 'DataPaths', 'Decision', 'DecisionObjective', 'DecisionSetting', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'HealthCheck', 'InfraParams', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'PlatformLogsJoin', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']

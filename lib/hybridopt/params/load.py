@@ -31,6 +31,7 @@ from hybridopt.params.experiment import (
     Training,
     Workload,
 )
+from hybridopt.params.infra import InfraParams
 from hybridopt.params.stages import AB, Collection, Decision, Deploy, Router
 from hybridopt.params.testbed import TestbedParams
 
@@ -62,6 +63,7 @@ class Params(_Strict):
     deploy: Deploy = Field(default_factory=Deploy)
     ab: AB = Field(default_factory=AB)
     collection: Collection = Field(default_factory=Collection)
+    infra: InfraParams = Field(default_factory=InfraParams)
 
     @field_validator("timezone")
     @classmethod
@@ -191,10 +193,14 @@ def load_params(profile: str, params_dir: Path | None = None,
     files = profile_files(profile, params_dir)
     for f in files:
         if not f.is_file() and f.name == f"{profile}.yaml":
-            known = sorted(p.stem for p in f.parent.glob("*.yaml") if p.name not in BASE_FILES)
+            known = sorted(p.stem for p in f.parent.glob("*.yaml") if p.name not in BASE_FILES and not p.name.endswith(".outputs.yaml"))
             raise ParamsError(f"{f}: parameter file is missing: profile {profile!r} does not exist "
                               f"(known profiles: {', '.join(known)})")
         _merge(merged, _read_yaml(f), origin, str(f))
+    outputs = _outputs_layer(merged, profile, (overrides or {}).get("infra"))
+    if outputs is not None:
+        _merge(merged, outputs[1], origin, str(outputs[0]))
+        files.append(outputs[0])
     if overrides:
         _merge(merged, overrides, origin, "overrides")
     merged["profile"] = profile
@@ -204,6 +210,34 @@ def load_params(profile: str, params_dir: Path | None = None,
         raise ParamsError(_explain(exc, origin, [str(f) for f in files])) from None
 
 
+#: The only keys a deployment's outputs file may set.
+OUTPUT_KEYS = {"collection": {"lambda_base_url", "ecs_base_url"}}
+
+
+def _outputs_layer(merged: dict[str, Any], profile: str,
+                   infra_override: Any = None) -> tuple[Path, dict[str, Any]] | None:
+    """The file `infra outputs` wrote for this profile (infra.outputs_file, git-ignored), when it
+    exists: the deployed stacks' base URLs, merged after the profile's own file."""
+    template = None
+    for infra in (infra_override, merged.get("infra")):
+        if isinstance(infra, dict) and infra.get("outputs_file"):
+            template = infra["outputs_file"]
+            break
+    from hybridopt.params.infra import InfraParams
+
+    path = paths.resolve(template or InfraParams.model_fields["outputs_file"].default, profile)
+    if not path.is_file():
+        return None
+    data = _read_yaml(path)
+    for section, value in data.items():
+        allowed = OUTPUT_KEYS.get(section)
+        extra = sorted(set(value) - allowed) if allowed and isinstance(value, dict) else None
+        if allowed is None or extra is None or extra:
+            raise ParamsError(f"{path}: may only set {OUTPUT_KEYS} (it is written by `python -m hybridopt infra "
+                              f"outputs`), found {section!r}" + (f" keys {extra}" if extra else ""))
+    return path, data
+
+
 def known_profiles(params_dir: Path | None = None) -> list[str]:
     d = params_dir or paths.PARAMS_DIR
-    return sorted(p.stem for p in d.glob("*.yaml") if p.name not in BASE_FILES)
+    return sorted(p.stem for p in d.glob("*.yaml") if p.name not in BASE_FILES and not p.name.endswith(".outputs.yaml"))

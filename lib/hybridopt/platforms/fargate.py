@@ -43,14 +43,16 @@ RESTART_AFTER_S = 1.0
 
 
 class _Task:
-    __slots__ = ("id", "ready_at", "slots", "draining", "served")
+    __slots__ = ("id", "ready_at", "slots", "draining", "served", "created_at", "drain_at")
 
-    def __init__(self, task_id: str, ready_at: float, n_slots: int) -> None:
+    def __init__(self, task_id: str, ready_at: float, n_slots: int, created_at: float = -math.inf) -> None:
         self.id = task_id
         self.ready_at = ready_at
         self.slots = [-math.inf] * n_slots   # time each worker becomes free
         self.draining = False
         self.served = 0
+        self.created_at = created_at         # -inf: deployed before the clock began
+        self.drain_at = math.inf             # when the autoscaler chose it for scale-in
 
 
 class FargateService:
@@ -79,6 +81,7 @@ class FargateService:
         self._cool_in = a.scale_in_cooldown_s.value
         self._start_delay = a.task_start_s.value + a.health_check_s.value
         self._seq = 0
+        self.history: list[_Task] = []           # every task ever started, in start order
         self.tasks: list[_Task] = [self._new_task(-math.inf) for _ in range(self.min_tasks)]
         self._rr = 0
         self._queued: list[float] = []          # start times of requests that had to wait
@@ -95,9 +98,24 @@ class FargateService:
         self.unavailable = 0
         self.abandoned = 0          # the client gave up before the whole body reached the worker
 
-    def _new_task(self, ready_at: float) -> _Task:
+    def _new_task(self, ready_at: float, created_at: float = -math.inf) -> _Task:
         self._seq += 1
-        return _Task(f"{self._seq:04d}{self._draws.hex(28)}", ready_at, self._slots)
+        task = _Task(f"{self._seq:04d}{self._draws.hex(28)}", ready_at, self._slots, created_at)
+        self.history.append(task)
+        return task
+
+    def task_intervals(self) -> list[dict[str, float | str]]:
+        """Every task the service had, in model seconds: `start_s` (created: the scale-out decision;
+        -inf for the tasks deployed before the clock began), `ready_s` (serving), `drain_s` (chosen for
+        scale-in; inf if never), `end_s` (stopped: drained and its last worker free; inf while it runs),
+        `last_busy_s` (its last worker's free time; -inf if it never served)."""
+        out: list[dict[str, float | str]] = []
+        for k in self.history:
+            last_busy = max(k.slots)
+            end = max(k.drain_at, last_busy) if k.draining else math.inf
+            out.append({"task_id": k.id, "start_s": k.created_at, "ready_s": k.ready_at, "drain_s": k.drain_at,
+                        "end_s": end, "last_busy_s": last_busy})
+        return out
 
     # ------------------------------------------------------------------------------- autoscaler
     def advance(self, t: float) -> None:
@@ -134,7 +152,7 @@ class FargateService:
             desired = min(self.max_tasks, math.ceil(n * value / self._target))
             if desired > n and b - self._last_out >= self._cool_out:
                 for _ in range(desired - n):
-                    self.tasks.append(self._new_task(b + self._start_delay))
+                    self.tasks.append(self._new_task(b + self._start_delay, b))
                 self._last_out = b
                 self.scale_outs += 1
         elif len(dp) >= self._n_in and all(v < self._target * self._in_ratio for v in dp[-self._n_in:]):
@@ -142,6 +160,7 @@ class FargateService:
             if desired < n and b - self._last_in >= self._cool_in and b - self._last_out >= self._cool_out:
                 for k in sorted(active, key=lambda k: k.ready_at)[desired:]:   # newest first out
                     k.draining = True
+                    k.drain_at = b
                 self._last_in = b
                 self.scale_ins += 1
 

@@ -1,4 +1,4 @@
-"""Stage 07 (A/B): the policy table and frontier of the offline evaluation, and the arms' latency."""
+"""Stage 08 (A/B): the policy table and frontier of the offline evaluation, and the arms' latency."""
 
 from __future__ import annotations
 
@@ -40,3 +40,13 @@ def latency_ecdf_figure(frame: pd.DataFrame, title: str) -> plt.Figure:
     sns.ecdfplot(data=frame, x="latency_ms", hue="arm", log_scale=True, ax=ax)
     ax.set(title=title, xlabel="latency (ms)")
     return done(fig)
+
+
+def vs_static_table(vs_static: pd.DataFrame) -> pd.DataFrame:
+    """Each policy minus the static rule, one column per statistic (ab.offline.evaluate_policies)."""
+    return vs_static.pivot(index="policy", columns="statistic", values="difference")
+
+
+def coverage_table(known: pd.DataFrame, none: pd.DataFrame) -> pd.DataFrame:
+    """The synthetic checks side by side: a known difference, and none."""
+    return pd.concat({"known difference": known, "no difference": none}, axis=1)

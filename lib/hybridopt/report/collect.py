@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from hybridopt.collection import legacy_summary, plan, summary_rows
+from hybridopt.collection import Manifest, legacy_summary, plan, summary_rows
 from hybridopt.params import Params
 from hybridopt.report.common import done
 
@@ -21,12 +21,12 @@ def plan_frame(params: Params, force: bool = False) -> pd.DataFrame:
                          for w, done in plan(params, force=force)])
 
 
-def summary_frame(mans: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def summary_frame(mans: Sequence[Manifest]) -> pd.DataFrame:
     """summary_rows as a DataFrame (one row per window)."""
     return pd.DataFrame(summary_rows(mans))
 
 
-def outcomes_frame(mans: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def outcomes_frame(mans: Sequence[Manifest]) -> pd.DataFrame:
     """Long table of lines per window, platform and outcome ("ok" or the error kind)."""
     rows = [{"time_window": m.get("time_window"), "platform": plat, "outcome": kind, "lines": n}
             for m in mans for plat, per in ((m.get("outcomes") or {}).get("by_platform") or {}).items()

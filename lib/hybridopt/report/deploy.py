@@ -1,4 +1,4 @@
-"""Stage 06 (deploy): the router package at a glance and the handler's answers to sample events (an
+"""Stage 07 (deploy): the router package at a glance and the handler's answers to sample events (an
 API Gateway REST (v1) event, an HTTP API (v2) event, a direct invocation, and a few bad inputs)."""
 
 from __future__ import annotations
@@ -58,3 +58,9 @@ def package_table(package: Any, router: Router, limits: Any) -> pd.DataFrame:
                       "sha256": package.sha256, "warnings": "; ".join(package.warnings) or "none",
                       "limit / aim MB": f"{limits.max_package_mb} / {limits.target_package_mb}"},
                      name="package").to_frame()
+
+
+def timings_table(timings: dict[str, Any]) -> pd.DataFrame:
+    """One row per measured path from router.bench (warm_latency or cold_init); the scalar entries
+    (call counts, runs) stay out."""
+    return pd.DataFrame({k: v for k, v in timings.items() if isinstance(v, dict)}).T.rename_axis("path")

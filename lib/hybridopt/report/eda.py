@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from hybridopt.report.common import PLATFORM_COLOURS, done
+from hybridopt.report.common import PLATFORM_COLOURS, done, payload_axis
 
 
 def audit_tables(a: dict[str, Any]) -> dict[str, pd.DataFrame]:
@@ -40,6 +40,33 @@ def audit_tables(a: dict[str, Any]) -> dict[str, pd.DataFrame]:
     }
 
 
+def unlogged_share_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Estimated share of unlogged attempts, run x workload by platform (coverage cells)."""
+    if cells.empty:
+        return pd.DataFrame()
+    return cells.pivot_table(index=["run_id", "workload_type"], columns="platform", values="unlogged_share_est")
+
+
+def clock_table(clock: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the window it claims, its local hours, the share of rows inside them, pass/fail."""
+    cols = ["run_id", "time_window", "window_local_hours", "consistent_share", "pass"]
+    return clock[[c for c in cols if c in clock.columns]]
+
+
+def duplicates_table(audit: dict[str, Any]) -> pd.DataFrame:
+    return pd.Series(audit["duplicates"], name="count").rename_axis("check").to_frame()
+
+
+def generator_table(generator: pd.DataFrame) -> pd.DataFrame:
+    """The load generator's health per collection window; legacy logs carry no manifests, and the
+    table then says so in one row."""
+    known = generator.dropna(how="all", subset=[c for c in generator.columns if c != "run_id"]) \
+        if len(generator) else generator
+    if known.empty:
+        return pd.DataFrame({"note": ["no collection manifests: these logs carry no load-generator health"]})
+    return known.reset_index(drop=True)
+
+
 def latency_by_payload(requests: pd.DataFrame) -> plt.Figure:
     """Median client latency (IQR band) by payload size, per platform, one panel per workload."""
     ok = requests[requests["ok"] & requests["platform"].isin(("lambda", "ecs"))]
@@ -51,7 +78,7 @@ def latency_by_payload(requests: pd.DataFrame) -> plt.Figure:
             q = gp.groupby("target_payload_size_kb")["total_ms"].quantile([0.25, 0.5, 0.75]).unstack()
             ax.plot(q.index, q[0.5], marker="o", color=PLATFORM_COLOURS[str(platform)], label=str(platform))
             ax.fill_between(q.index, q[0.25], q[0.75], color=PLATFORM_COLOURS[str(platform)], alpha=0.2)
-        ax.set_xscale("log")
+        payload_axis(ax, g["target_payload_size_kb"].unique())
         ax.set_title(w)
         ax.set_xlabel("payload (KB)")
         ax.set_ylabel("client latency, median and IQR (ms)")
@@ -60,15 +87,16 @@ def latency_by_payload(requests: pd.DataFrame) -> plt.Figure:
 
 
 def rows_per_cell(cells: pd.DataFrame) -> plt.Figure:
-    """Logged rows per run x (platform, workload)."""
+    """Logged rows per run and platform (rows) and workload (columns)."""
     if cells.empty:
         return done(plt.figure())
-    pv = cells.groupby(["run_id", "platform", "workload_type"])["rows"].sum().unstack(["platform", "workload_type"])
-    pv.columns = [f"{p}\n{w}" for p, w in pv.columns]
-    fig, ax = plt.subplots(figsize=(1.1 * len(pv.columns) + 3, 0.6 * len(pv) + 2))
+    pv = cells.groupby(["run_id", "platform", "workload_type"])["rows"].sum().unstack("workload_type")
+    pv.index = [f"{r} · {p}" for r, p in pv.index]
+    fig, ax = plt.subplots(figsize=(1.8 * len(pv.columns) + 4, 0.38 * len(pv) + 1.5))
     sns.heatmap(pv.fillna(0), annot=True, fmt=".0f", cmap="Blues", ax=ax, cbar=False)
+    ax.tick_params(axis="x", labelrotation=0)
     ax.set_xlabel("")
-    ax.set_ylabel("run")
+    ax.set_ylabel("run · platform")
     return done(fig)
 
 

@@ -3,6 +3,7 @@ beyond arranging what `train.TrainingRun` holds."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -166,3 +167,14 @@ def importance_figure(run: TrainingRun, meaningful_share: float) -> plt.Figure:
     ax.set(xlabel="mean |SHAP| share", title="Importance per model (dotted: 'contributes meaningfully')")
     fig.tight_layout()
     return fig
+
+
+def timings_table(run: TrainingRun) -> pd.DataFrame:
+    """Seconds per training step."""
+    return pd.Series(run.timings_s, name="seconds").rename_axis("step").to_frame()
+
+
+def artifact_sizes(model_dir: Path) -> pd.DataFrame:
+    """The files of a model directory with their sizes in bytes."""
+    return pd.Series({p.name: p.stat().st_size for p in sorted(model_dir.rglob("*")) if p.is_file()},
+                     name="bytes", dtype="int64").rename_axis("file").to_frame()

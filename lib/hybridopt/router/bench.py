@@ -1,6 +1,6 @@
 """Router measurements: package size, warm per-call latency in-process, cold initialisation
 (import + model load) in a fresh interpreter that has only the unzipped package on its path.
-Used by benchmarks/bench_router.py and notebook 06_deploy. Timings depend on the machine and on
+Used by benchmarks/bench_router.py and notebook 07_deploy. Timings depend on the machine and on
 what else runs on it: the report records the CPU count and load average next to the numbers."""
 
 from __future__ import annotations

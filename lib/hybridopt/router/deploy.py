@@ -25,15 +25,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from hybridopt.errors import InputError
 from hybridopt.router.package import HANDLER
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient  # a boto3 "lambda" client
+
     from hybridopt.params import Deploy
 
 POLICY_DIR = Path(__file__).resolve().parent
@@ -54,11 +60,11 @@ LAMBDA_ACTIONS = {
 IMPLIED_ACTIONS = {"lambda:TagResource"}
 
 
-class DeployError(ValueError):
+class DeployError(InputError):
     """A deployment setting is invalid or a step failed."""
 
 
-def validate_weight(weight: Any) -> float:
+def validate_weight(weight: object) -> float:
     """The treatment share of the alias: a finite number in [0, 1] (AWS's own rule)."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         raise DeployError(f"deploy.treatment_weight {weight!r} is not a number in [0, 1]")
@@ -119,7 +125,7 @@ def code_sha256(zip_bytes: bytes) -> str:
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
 
-def _exists(call: Any, **kw: Any) -> dict[str, Any] | None:
+def _exists(call: Callable[..., dict[str, Any]], **kw: object) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
     try:
@@ -130,7 +136,23 @@ def _exists(call: Any, **kw: Any) -> dict[str, Any] | None:
         raise
 
 
-def make_plan(cfg: "Deploy", zip_path: str | Path, client: Any | None = None,
+def check_package(zip_path: Path, data: bytes) -> None:
+    """The bytes are a sound zip that holds the handler module Lambda will import, else DeployError."""
+    rebuild = "rebuild it with `python -m hybridopt package --profile <profile>`"
+    module = HANDLER.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            corrupt = zf.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, zlib.error) as exc:
+        raise DeployError(f"{zip_path}: not a zip archive ({len(data):,} bytes; {exc}): {rebuild}") from None
+    if corrupt is not None:
+        raise DeployError(f"{zip_path}: {corrupt} is corrupt inside the zip: {rebuild}")
+    if module not in names:
+        raise DeployError(f"{zip_path}: no {module} inside (not a router package): {rebuild}")
+
+
+def make_plan(cfg: "Deploy", zip_path: str | Path, client: BaseClient | None = None,
               weight: float | None = None) -> Plan:
     """Validate and describe the deployment. With a client, read the current state (read-only)."""
     w = validate_weight(cfg.treatment_weight if weight is None else weight)
@@ -138,6 +160,7 @@ def make_plan(cfg: "Deploy", zip_path: str | Path, client: Any | None = None,
     if not zp.is_file():
         raise DeployError(f"{zp}: no package: run `python -m hybridopt package --profile <profile>` first")
     data = zp.read_bytes()
+    check_package(zp, data)
     fn_exists = alias_exists = None
     current = None
     if client is not None:
@@ -171,7 +194,7 @@ def make_plan(cfg: "Deploy", zip_path: str | Path, client: Any | None = None,
     return plan
 
 
-def _configure(client: Any, cfg: "Deploy", arm: str) -> None:
+def _configure(client: BaseClient, cfg: "Deploy", arm: str) -> None:
     client.update_function_configuration(
         FunctionName=cfg.function_name, Role=cfg.role_arn, Handler=HANDLER, Runtime=cfg.runtime,
         MemorySize=cfg.memory_mb, Timeout=cfg.timeout_s, Description=cfg.description,
@@ -179,7 +202,7 @@ def _configure(client: Any, cfg: "Deploy", arm: str) -> None:
     client.get_waiter("function_updated_v2").wait(FunctionName=cfg.function_name)
 
 
-def apply(plan: Plan, cfg: "Deploy", client: Any, log: Any = print) -> DeployResult:
+def apply(plan: Plan, cfg: "Deploy", client: BaseClient, log: Callable[[str], None] = print) -> DeployResult:
     """Execute a plan made by `make_plan` (validated again here)."""
     w = validate_weight(plan.treatment_weight)
     if not cfg.role_arn:

@@ -54,6 +54,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from hybridopt import model_dir as layout
+from hybridopt.errors import InputError
 from hybridopt.data.contract import ARMS, PLATFORMS
 from hybridopt.data.features import FeatureSpec
 from hybridopt.router.trees import (
@@ -81,7 +82,7 @@ class BadRequest(ValueError):
         self.message = message
 
 
-class PackageError(RuntimeError):
+class PackageError(InputError):
     """The model directory is incomplete or inconsistent (a server-side error)."""
 
 
@@ -185,14 +186,22 @@ class Router:
     def from_dir(cls, model_dir: str | os.PathLike[str], config: RouterConfig | None = None) -> "Router":
         """Load a model directory. `config` None: read its router_config.json (the package's)."""
         d = Path(model_dir)
+        if not d.is_dir():
+            raise PackageError(f"{d}: no such model folder: train a model first (notebook 04_train)")
         names = MODEL_FILES + (() if config is not None else (ROUTER_CONFIG,))
+        docs = {}
+        for name in names:
+            try:
+                docs[name] = json.loads((d / name).read_bytes())
+            except FileNotFoundError:
+                raise PackageError(f"{d}: model file missing: {name}: train a model first (notebook 04_train)") from None
+            except ValueError as exc:
+                raise PackageError(f"{d / name}: not valid JSON ({exc}): retrain the model (notebook 04_train)") from None
         try:
-            docs = {name: json.loads((d / name).read_text()) for name in names}
-        except FileNotFoundError as exc:
-            raise PackageError(f"{d}: model file missing: {Path(exc.filename).name}") from None
-        except ValueError as exc:
-            raise PackageError(f"{d}: a model file is not valid JSON: {exc}") from None
-        spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+            spec = FeatureSpec.from_json((d / layout.FEATURE_SPEC).read_text())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PackageError(f"{d / layout.FEATURE_SPEC}: not a feature spec ({exc!r}): retrain the model "
+                               "(notebook 04_train)") from None
         if docs[layout.FEATURE_COLUMNS] != spec.columns:
             raise PackageError(f"{d}: feature_columns.json {docs['feature_columns.json']} differs from "
                                f"feature_spec.json columns {spec.columns}")
@@ -204,6 +213,9 @@ class Router:
             text = model_path.read_text()
         except FileNotFoundError:
             raise PackageError(f"{model_path}: the serving model file is missing") from None
+        except ValueError:
+            raise PackageError(f"{model_path}: the serving model file is not text: retrain the model "
+                               "(notebook 04_train)") from None
         try:
             model = load_model(str(serving["format"]), text, str(model_path))
         except ModelFormatError as exc:
@@ -216,6 +228,8 @@ class Router:
                       f"{serving['format']}-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
         try:
             cfg = config or RouterConfig.from_dict(docs[ROUTER_CONFIG])
+        except PackageError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"{d}/{ROUTER_CONFIG}: {exc!r}") from None
         return cls(spec, model, docs[layout.STATIC_RULE], meta, cfg, version)
@@ -293,7 +307,7 @@ class Router:
     def route(self, fields: Mapping[str, Any], now: datetime | None = None) -> Decision:
         return self.decide(self.parse(fields, now))
 
-    def handle(self, event: Any, now: datetime | None = None) -> dict[str, Any]:
+    def handle(self, event: object, now: datetime | None = None) -> dict[str, Any]:
         """Answer one Lambda event (API Gateway v1/v2 proxy or direct invocation)."""
         kind = event_kind(event)
         try:
@@ -306,7 +320,7 @@ class Router:
 
 
 # ------------------------------------------------------------------------------------------ events
-def event_kind(event: Any) -> str:
+def event_kind(event: object) -> str:
     """'v2' (HTTP API), 'v1' (REST API), or 'direct'."""
     if isinstance(event, Mapping):
         ctx = event.get("requestContext")
@@ -317,11 +331,11 @@ def event_kind(event: Any) -> str:
     return "direct"
 
 
-def request_fields(event: Any, kind: str) -> dict[str, Any]:
+def request_fields(event: object, kind: str) -> dict[str, Any]:
     """The input fields of an event (BadRequest for a wrong method, a bad body, ...)."""
+    if not isinstance(event, Mapping):  # only a direct invocation can be anything else
+        raise BadRequest("event", f"expected a JSON object, got {type(event).__name__}")
     if kind == "direct":
-        if not isinstance(event, Mapping):
-            raise BadRequest("event", f"expected a JSON object, got {type(event).__name__}")
         return dict(event)
     method = (event["requestContext"]["http"].get("method") if kind == "v2" else event.get("httpMethod"))
     method = str(method or "").upper()
@@ -372,7 +386,7 @@ def respond(kind: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ fields
-def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], required: bool) -> Any:
+def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], required: bool) -> str | None:
     value = fields.get(name)
     if value is None:
         if required:
@@ -383,7 +397,7 @@ def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], re
     return value
 
 
-def _size(value: Any, max_kb: float) -> float:
+def _size(value: object, max_kb: float) -> float:
     name = "payload_size_kb"
     if value is None:
         raise BadRequest(name, "missing (a number of kilobytes, e.g. 5 or 1024)")
@@ -451,7 +465,7 @@ def get_router() -> Router:
     return _ROUTER
 
 
-def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
+def lambda_handler(event: object, context: object = None) -> dict[str, Any]:
     """AWS Lambda entry point: `hybridopt.router.handler.lambda_handler`."""
     kind = event_kind(event)
     try:

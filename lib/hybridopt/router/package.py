@@ -5,7 +5,8 @@ the same bytes, so the CodeSha256 AWS reports identifies a build.
 
 Layout inside the zip (the Lambda handler string is `hybridopt.router.handler.lambda_handler`):
 
-    hybridopt/__init__.py, contract.py, features.py
+    hybridopt/__init__.py, errors.py, model_dir.py
+    hybridopt/data/__init__.py, contract.py, features.py
     hybridopt/router/__init__.py, handler.py, trees.py
     tzdata/...                      IANA zone data (Lambda's runtime may lack /usr/share/zoneinfo)
     model/<model.txt|model.json>, feature_columns.json, feature_spec.json, static_rule.json,
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from hybridopt.params import Params
 
 #: hybridopt modules the handler imports (a fresh-interpreter test proves this list is enough).
-SHIPPED_MODULES = ("__init__.py", "model_dir.py", "data/__init__.py", "data/contract.py", "data/features.py",
-                   "router/__init__.py", "router/handler.py", "router/trees.py")
+SHIPPED_MODULES = ("__init__.py", "errors.py", "model_dir.py", "data/__init__.py", "data/contract.py",
+                   "data/features.py", "router/__init__.py", "router/handler.py", "router/trees.py")
 HANDLER = "hybridopt.router.handler.lambda_handler"
 ZIP_NAME = "hybridopt-router.zip"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -93,16 +94,30 @@ def _tzdata_files() -> list[tuple[Path, str]]:
     return files
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file of the model folder, or PackageError naming it."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise PackageError(f"{path}: not valid JSON ({exc}): retrain the model (notebook 04_train)") from None
+    if not isinstance(doc, dict):
+        raise PackageError(f"{path}: expected a JSON object, got {type(doc).__name__}: retrain the model "
+                           "(notebook 04_train)")
+    return doc
+
+
 def stage(model_dir: Path, config: RouterConfig, out_dir: Path) -> None:
     """Copy everything the zip holds into out_dir (the unzipped package)."""
     model_dir = Path(model_dir)
     meta_path = layout.metadata_path(model_dir)
+    if not model_dir.is_dir():
+        raise PackageError(f"{model_dir}: no such model folder: train a model first (notebook 04_train)")
     if not meta_path.is_file():
-        raise PackageError(f"{model_dir}: no model_metadata.json: train a model first "
-                           "(notebook 04_train or `python -m hybridopt train`)")
-    serving = json.loads(meta_path.read_text()).get("serving") or {}
-    if "file" not in serving:
-        raise PackageError(f"{meta_path}: serving.file is missing")
+        raise PackageError(f"{model_dir}: no model_metadata.json: train a model first (notebook 04_train)")
+    meta = _json_object(meta_path)
+    serving = meta.get("serving")
+    if not isinstance(serving, dict) or "file" not in serving:
+        raise PackageError(f"{meta_path}: serving.file is missing: retrain the model (notebook 04_train)")
     root = _package_root()
     for rel in SHIPPED_MODULES:
         dst = out_dir / "hybridopt" / rel
@@ -145,7 +160,10 @@ def build_package(model_dir: str | Path, zip_path: str | Path, config: RouterCon
     with tempfile.TemporaryDirectory(prefix="hybridopt-router-") as tmp:
         staged = Path(tmp) / "pkg"
         stage(Path(model_dir), config, staged)
-        router = Router.from_dir(staged / "model")
+        try:
+            router = Router.from_dir(staged / "model")
+        except PackageError as exc:  # name the user's folder, not the staging copy
+            raise PackageError(str(exc).replace(str(staged / "model"), str(model_dir))) from None
         when = datetime(2025, 11, 20, 3, 0, tzinfo=timezone.utc)
         for w in router.spec.workload_codes:
             resp = router.handle({"workload_type": w, "payload_size_kb": 1.0, "timestamp": when.isoformat()})
