@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from hybridopt.calibration.arrivals import session_arrivals
-from hybridopt.calibration.client import INFLATION_FORMS, LIGHT_WORKLOAD, ClientFit, SessionNetwork, probe_network
+from hybridopt.calibration.client import INFLATION_FORMS, LIGHT_WORKLOAD, SessionNetwork, probe_network
 from hybridopt.calibration.compare import ValidationOptions, compare, log_errors, thresholds
 from hybridopt.calibration.context import add_context, clean, successful
 from hybridopt.calibration.fit import Calibration, calibrate
