@@ -264,26 +264,36 @@ def write_synthetic_decision_dir(params: Params, model_dir: str | Path, n_pairs:
 # --------------------------------------------------------------------------------- A/B arms
 def synthetic_arms(n_per_arm: int, seed: int, latency_ratio: float = 1.0, cost_ratio: float = 1.0,
                    error_control: float = 0.02, error_treatment: float = 0.02,
-                   accuracy_control: float = 0.6, accuracy_treatment: float = 0.6) -> tuple[pd.DataFrame, dict]:
+                   accuracy_control: float = 0.6, accuracy_treatment: float = 0.6,
+                   slo_ms: float = 300.0) -> tuple[pd.DataFrame, dict]:
     """Two arms with KNOWN population differences (for tests and the notebook's sanity check):
-    latency lognormal (median 120 ms), cost gamma (mean 2e-6 USD); treatment scaled by the ratios.
-    Returns the frame and the true differences of every metric."""
+    latency lognormal (median 120 ms), the per-request bill share gamma (mean 2e-6 USD) and the
+    marginal cost gamma (mean 1e-6 USD); treatment scaled by the ratios; an SLO miss is a failure
+    or a latency above `slo_ms`. Returns the frame and the true differences of every metric."""
     rng = np.random.default_rng(seed)
     mu, sigma = math.log(120.0), 0.6
-    shape, mean_c = 2.0, 2e-6
+    shape, mean_c, mean_m = 2.0, 2e-6, 1e-6
     frames = []
     for arm, lr, cr, er, acc in (("control", 1.0, 1.0, error_control, accuracy_control),
                                  ("treatment", latency_ratio, cost_ratio, error_treatment, accuracy_treatment)):
         correct = rng.random(n_per_arm) < acc
+        lat = rng.lognormal(mu, sigma, n_per_arm) * lr
+        ok = rng.random(n_per_arm) >= er
         frames.append(pd.DataFrame({
             "arm": arm, "platform": np.where(correct, "lambda", "ecs"), "oracle_platform": "lambda",
-            "latency_ms": rng.lognormal(mu, sigma, n_per_arm) * lr,
-            "cost_usd": rng.gamma(shape, mean_c / shape, n_per_arm) * cr,
-            "ok": rng.random(n_per_arm) >= er}))
+            "latency_ms": lat, "bill_usd": rng.gamma(shape, mean_c / shape, n_per_arm) * cr,
+            "marginal_usd": rng.gamma(shape, mean_m / shape, n_per_arm) * cr, "ok": ok,
+            "slo_miss": ~ok | (lat > slo_ms)}))
     q = {p: math.exp(mu + sigma * stats.norm.ppf(p)) for p in (0.5, 0.95, 0.99)}
-    truth = {"cost_per_request_usd": mean_c * (cost_ratio - 1),
+
+    def miss(lr: float, er: float) -> float:
+        return 1.0 - (1.0 - er) * float(stats.norm.cdf((math.log(slo_ms / lr) - mu) / sigma))
+
+    truth = {"bill_avg_usd_per_request": mean_c * (cost_ratio - 1),
+             "marginal_avg_usd_per_request": mean_m * (cost_ratio - 1),
              "latency_p50_ms": q[0.5] * (latency_ratio - 1), "latency_p95_ms": q[0.95] * (latency_ratio - 1),
              "latency_p99_ms": q[0.99] * (latency_ratio - 1), "error_rate": error_treatment - error_control,
+             "slo_miss_rate": miss(latency_ratio, error_treatment) - miss(1.0, error_control),
              "routing_accuracy": accuracy_treatment - accuracy_control}
     return pd.concat(frames, ignore_index=True), truth
 

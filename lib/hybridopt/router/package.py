@@ -215,6 +215,8 @@ def build_package(model_dir: str | Path, zip_path: str | Path, config: RouterCon
         warnings.append(f"package is {size / 1e6:.1f} MB, over the {target_mb} MB aim")
     if router.metadata.get("synthetic"):
         warnings.append("the model is SYNTHETIC (trained on made-up contexts), not the trained router")
+    if router.decision is not None and (router.decision.doc.get("training") or {}).get("synthetic"):
+        warnings.append("the decision models are SYNTHETIC (hybridopt.testing), not the decide stage's")
     return PackageReport(str(zip_path), size, unzipped, n_files, str(serving["format"]), router.model_version,
                          model_bytes, hashlib.sha256(zip_path.read_bytes()).hexdigest(), HANDLER,
                          bool(router.metadata.get("synthetic")), warnings,
