@@ -201,7 +201,8 @@ def arm_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def compare_arms(df: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, alpha: float = 0.05,
                  seed: int = 0, resolution: float = 1e-3) -> ABResult:
-    """Per-arm metrics, bootstrap CIs of treatment - control, a test per metric."""
+    """Per-arm metrics, bootstrap CIs of treatment - control, a test per metric (metrics with no
+    value in either arm, e.g. routing accuracy without an oracle, are left out of the comparison)."""
     missing = {"arm", "platform", "latency_ms", "bill_usd", "ok"} - set(df.columns)
     if missing:
         raise ABError(f"A/B frame lacks columns {sorted(missing)}")
@@ -219,6 +220,8 @@ def compare_arms(df: pd.DataFrame, n_resamples: int = 2000, confidence: float = 
     lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
     for m in METRICS:
         c, t = vals["control"][m], vals["treatment"][m]
+        if not len(c) and not len(t):
+            continue
         diff = point(m, t) - point(m, c)
         if len(c) and len(t):
             bd = boots["treatment"][m] - boots["control"][m]
