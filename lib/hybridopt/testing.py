@@ -10,7 +10,11 @@ reports' own method checks. Nothing here resembles the real platforms; each only
 - `write_synthetic_model_dir`: a small model directory trained on synthetic contexts, in exactly
   the training step's layout (hybridopt.model_dir), marked `synthetic: true` in its metadata, for
   the router's tests and benchmarks before a real model exists.
-- `synthetic_arms`: two A/B arms with known population differences (the coverage check of 07).
+- `write_synthetic_decision_dir`: the decide stage's serving set (`decision/`) fitted by the decide
+  stage's own code (`fit_outcomes`, `workload_rule`, `lookup_table`, `save_decision`) on synthetic
+  pairs whose ECS latency and failures grow with the ECS requests in flight, for the router's tests
+  and benchmarks without running collection and decide.
+- `synthetic_arms`: two A/B arms with known population differences (the coverage check of 08).
 - `synthetic_logs`: contract-shaped request logs drawn from known service, network, cold-start and
   inflation lines (`SyntheticTruth`), for checking that the calibration recovers them exactly.
 - `model_logs`: legacy-design request logs made by the platform model itself (`simulate.replay`), for
@@ -178,29 +182,118 @@ def write_synthetic_model_dir(spec: FeatureSpec, out_dir: str | Path,
     return out
 
 
+# ------------------------------------------------------------------------- decision dir
+#: Synthetic Lambda / ECS median service time (ms) per workload at 0 KB; both grow with the payload.
+_SYNTH_BASE_MS = {"lightweight_api": (60.0, 25.0), "thumbnail_processing": (300.0, 250.0),
+                  "medium_processing": (1200.0, 1500.0), "heavy_processing": (4000.0, 5000.0)}
+
+
+def write_synthetic_decision_dir(params: Params, model_dir: str | Path, n_pairs: int = 4000, seed: int = 0) -> Path:
+    """Fit the decide stage's serving set on synthetic pairs and write it to model_dir/decision/
+    (decision_spec.json marked `training.synthetic: true`). Known truth: Lambda latency grows with
+    the payload; ECS latency with the payload and, past the service's worker capacity, with the
+    workload's ECS requests in flight, and so does its failure probability."""
+    from hybridopt.decision.artifacts import save_decision
+    from hybridopt.decision.load_state import feature_names
+    from hybridopt.decision.objective import MarginalCost
+    from hybridopt.decision.outcomes import fit_outcomes
+    from hybridopt.decision.policies import (ClassifierFamily, ConstantClassifier, Fitted, lookup_table,
+                                             measured_outcomes, objectives, workload_rule)
+
+    rng = np.random.default_rng(seed)
+    spec = FeatureSpec.from_params(params)
+    ctx = synthetic_contexts(spec, n_pairs, seed)
+    windows = tuple(float(w) for w in params.decision.load_windows_s)
+    pr, fg = params.prices, params.testbed.fargate
+    slots = int(fg.worker_slots_per_task.value)
+    cap = {w: wl.fargate.min_tasks * slots for w, wl in params.workloads.items()}
+    work = ctx["workload_type"].to_numpy(dtype=object)
+    kb = ctx["payload_size_kb"].to_numpy(dtype=np.float64)
+    capn = np.array([cap[w] for w in work], dtype=np.float64)
+    load = {}
+    for w in windows:
+        load[f"arrivals_{w:g}s_rps"] = rng.uniform(0, 40, n_pairs)
+    for w in windows:
+        load[f"workload_arrivals_{w:g}s_rps"] = load[f"arrivals_{w:g}s_rps"] * rng.uniform(0.1, 0.4, n_pairs)
+    busy = rng.random(n_pairs) < 0.15                 # mostly below capacity, sometimes far above it
+    wif_ecs = np.where(busy, rng.integers(0, 1 + 5 * capn.astype(np.int64)), rng.poisson(0.8 * capn)).astype(np.float64)
+    load.update({"in_flight_lambda": rng.integers(0, 30, n_pairs).astype(np.float64),
+                 "in_flight_ecs": wif_ecs + rng.integers(0, 10, n_pairs),
+                 "workload_in_flight_lambda": rng.integers(0, 10, n_pairs).astype(np.float64),
+                 "workload_in_flight_ecs": wif_ecs})
+    X = pd.concat([spec.frame(ctx), pd.DataFrame(load, columns=list(feature_names(windows)))], axis=1)
+    base = np.array([_SYNTH_BASE_MS.get(w, (500.0, 500.0)) for w in work])
+    over = np.maximum(0.0, wif_ecs - capn + 1) / np.maximum(capn, 1)
+    lam_ms = base[:, 0] * (1 + kb / 4000) * rng.lognormal(0, 0.25, n_pairs)
+    ecs_ms = base[:, 1] * (1 + kb / 3000) * (1 + 1.5 * over) * rng.lognormal(0, 0.2, n_pairs)
+    ecs_fail = 0.001 + 0.08 / (1 + np.exp(-2 * (wif_ecs - 3 * capn)))
+    lam_ok = rng.random(n_pairs) >= 0.002
+    ecs_ok = rng.random(n_pairs) >= ecs_fail
+    grid = [0.5, 10.0, 100.0, 1000.0, 10240.0]
+    gw = pr.api_gateway_rest_request_usd if params.cost.api_gateway == "rest" else pr.api_gateway_http_request_usd
+    mc = MarginalCost(
+        lambda_gb_s_usd=pr.lambda_gb_s_usd.value, lambda_request_usd=pr.lambda_request_usd.value,
+        gateway_request_usd=gw.value, gateway=params.cost.api_gateway,
+        lambda_memory_mb={w: float(wl.lambda_memory_mb) for w, wl in params.workloads.items()},
+        lambda_billed_ms={w: [(s, _SYNTH_BASE_MS.get(w, (500.0, 0))[0] * (1 + s / 4000)) for s in grid]
+                          for w in params.workloads},
+        alb_usd_per_gb=pr.alb_lcu_hour_usd.value / pr.alb_gb_per_lcu_hour.value,
+        ecs_task_usd_per_s={w: (wl.fargate.vcpu * pr.fargate_vcpu_hour_usd.value
+                                + wl.fargate.memory_gb * pr.fargate_gb_hour_usd.value) / 3600.0
+                            for w, wl in params.workloads.items()},
+        ecs_capacity=cap,
+        ecs_service_ms={w: [(s, _SYNTH_BASE_MS.get(w, (0, 500.0))[1] * (1 + s / 3000)) for s in grid]
+                        for w in params.workloads},
+        ecs_autoscaling={w: wl.fargate.max_tasks > wl.fargate.min_tasks for w, wl in params.workloads.items()},
+        ecs_slots_per_task=slots, sources={"all": "synthetic (hybridopt.testing.write_synthetic_decision_dir)"})
+    lam_cost = np.array([mc.lambda_usd(w, k) for w, k in zip(work, kb)])
+    pairs = ctx.assign(lambda_latency_ms=lam_ms, ecs_latency_ms=ecs_ms, lambda_ok=lam_ok, ecs_ok=ecs_ok,
+                       lambda_cost_usd=lam_cost)
+    objs = objectives(params)
+    models = fit_outcomes(X, pairs, seed, n_jobs=1)
+    out = measured_outcomes(pairs, wif_ecs, mc)
+    fitted = Fitted(models, mc, workload_rule(objs["default"], out), lookup_table(objs["default"], out),
+                    ClassifierFamily("lightgbm", {}, "synthetic"), ConstantClassifier(0.5), list(spec.columns), 0.5,
+                    [], "synthetic")
+    training = {"synthetic": True, "profile": params.profile, "pairs": n_pairs, "seed": seed,
+                "sessions": ["synthetic"], "label": "synthetic"}
+    save_decision(Path(model_dir), fitted, spec, objs, windows, float(params.audit.client_timeout_s), training)
+    return layout.decision_dir(Path(model_dir))
+
+
 # --------------------------------------------------------------------------------- A/B arms
 def synthetic_arms(n_per_arm: int, seed: int, latency_ratio: float = 1.0, cost_ratio: float = 1.0,
                    error_control: float = 0.02, error_treatment: float = 0.02,
-                   accuracy_control: float = 0.6, accuracy_treatment: float = 0.6) -> tuple[pd.DataFrame, dict]:
+                   accuracy_control: float = 0.6, accuracy_treatment: float = 0.6,
+                   slo_ms: float = 300.0) -> tuple[pd.DataFrame, dict]:
     """Two arms with KNOWN population differences (for tests and the notebook's sanity check):
-    latency lognormal (median 120 ms), cost gamma (mean 2e-6 USD); treatment scaled by the ratios.
-    Returns the frame and the true differences of every metric."""
+    latency lognormal (median 120 ms), the per-request bill share gamma (mean 2e-6 USD) and the
+    marginal cost gamma (mean 1e-6 USD); treatment scaled by the ratios; an SLO miss is a failure
+    or a latency above `slo_ms`. Returns the frame and the true differences of every metric."""
     rng = np.random.default_rng(seed)
     mu, sigma = math.log(120.0), 0.6
-    shape, mean_c = 2.0, 2e-6
+    shape, mean_c, mean_m = 2.0, 2e-6, 1e-6
     frames = []
     for arm, lr, cr, er, acc in (("control", 1.0, 1.0, error_control, accuracy_control),
                                  ("treatment", latency_ratio, cost_ratio, error_treatment, accuracy_treatment)):
         correct = rng.random(n_per_arm) < acc
+        lat = rng.lognormal(mu, sigma, n_per_arm) * lr
+        ok = rng.random(n_per_arm) >= er
         frames.append(pd.DataFrame({
             "arm": arm, "platform": np.where(correct, "lambda", "ecs"), "oracle_platform": "lambda",
-            "latency_ms": rng.lognormal(mu, sigma, n_per_arm) * lr,
-            "cost_usd": rng.gamma(shape, mean_c / shape, n_per_arm) * cr,
-            "ok": rng.random(n_per_arm) >= er}))
+            "latency_ms": lat, "bill_usd": rng.gamma(shape, mean_c / shape, n_per_arm) * cr,
+            "marginal_usd": rng.gamma(shape, mean_m / shape, n_per_arm) * cr, "ok": ok,
+            "slo_miss": ~ok | (lat > slo_ms)}))
     q = {p: math.exp(mu + sigma * stats.norm.ppf(p)) for p in (0.5, 0.95, 0.99)}
-    truth = {"cost_per_request_usd": mean_c * (cost_ratio - 1),
+
+    def miss(lr: float, er: float) -> float:
+        return 1.0 - (1.0 - er) * float(stats.norm.cdf((math.log(slo_ms / lr) - mu) / sigma))
+
+    truth = {"bill_avg_usd_per_request": mean_c * (cost_ratio - 1),
+             "marginal_avg_usd_per_request": mean_m * (cost_ratio - 1),
              "latency_p50_ms": q[0.5] * (latency_ratio - 1), "latency_p95_ms": q[0.95] * (latency_ratio - 1),
              "latency_p99_ms": q[0.99] * (latency_ratio - 1), "error_rate": error_treatment - error_control,
+             "slo_miss_rate": miss(latency_ratio, error_treatment) - miss(1.0, error_control),
              "routing_accuracy": accuracy_treatment - accuracy_control}
     return pd.concat(frames, ignore_index=True), truth
 

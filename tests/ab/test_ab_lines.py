@@ -48,12 +48,17 @@ def test_ab_lines_are_validated_counted_and_quarantined(params, folder) -> None:
 
 
 def test_ab_frame_keeps_the_failure_the_router_never_answered(params, folder) -> None:
-    frame = abtest.requests_frame(abtest.read_ab_lines(params, folder).requests, params)
+    frame, bills = abtest.requests_frame(abtest.read_ab_lines(params, folder).requests, params)
     frame = frame.set_index(frame["arm"] + "/" + frame["platform"].fillna("none").astype(str))
     assert sorted(frame.index) == ["control/ecs", "control/none", "treatment/lambda", "treatment/lambda"]
     lost = frame.loc["control/none"]
-    assert not lost["ok"] and np.isnan(lost["cost_usd"]) and np.isnan(lost["router_probability"])
-    assert frame.loc["control/ecs", "ok"] and frame.loc["control/ecs", "cost_usd"] > 0
+    assert not lost["ok"] and lost["slo_miss"] and np.isnan(lost["router_probability"])
+    assert frame.loc["control/ecs", "ok"] and frame.loc["control/ecs", "bill_usd"] > 0
+    # the attempt nobody answered is billed only its share of the fleet; the arms' means are their averages
+    assert lost["bill_usd"] == pytest.approx(bills.table.loc["control", "fleet_usd"] / 4)
+    for arm in ("control", "treatment"):
+        assert frame.loc[frame.arm == arm, "bill_usd"].mean() == pytest.approx(
+            bills.table.loc[arm, "avg_usd_per_request"], rel=1e-12)
     assert frame["ok"].tolist().count(False) == 2                     # the 503 and the timeout
     assert frame["arm"].map(type).eq(str).all()                        # plain text, as in the simulated frame
     res = ab.compare_arms(frame.reset_index(drop=True), n_resamples=50)

@@ -32,7 +32,7 @@ def test_grouped_and_row_bootstrap_agree(monkeypatch) -> None:
     grouped = ab.bootstrap_arm(vals, 600, np.random.default_rng(1))
     monkeypatch.setattr(ab, "INDEX_BOOTSTRAP_MAX", 10 ** 9)
     rows = ab.bootstrap_arm(vals, 600, np.random.default_rng(2))
-    for m in ("cost_per_request_usd", "latency_p50_ms", "latency_p95_ms", "error_rate"):
+    for m in ("bill_avg_usd_per_request", "latency_p50_ms", "latency_p95_ms", "error_rate"):
         assert np.std(grouped[m]) == pytest.approx(np.std(rows[m]), rel=0.15), m
         assert np.mean(grouped[m]) == pytest.approx(np.mean(rows[m]), rel=0.01), m
 
@@ -42,7 +42,8 @@ def test_known_difference_is_found_with_the_right_sign() -> None:
                                   accuracy_treatment=0.7)
     res = ab.compare_arms(df, n_resamples=800, seed=1)
     cmp = res.comparison
-    for m in ("cost_per_request_usd", "latency_p50_ms", "latency_p95_ms", "error_rate", "routing_accuracy"):
+    for m in ("bill_avg_usd_per_request", "marginal_avg_usd_per_request", "latency_p50_ms", "latency_p95_ms",
+              "error_rate", "slo_miss_rate", "routing_accuracy"):
         # (coverage of the truth is a rate: checked over replications in the slow tests below)
         assert cmp.loc[m, "significant"] and not cmp.loc[m, "ci_low"] <= 0 <= cmp.loc[m, "ci_high"], m
         assert np.sign(cmp.loc[m, "difference"]) == np.sign(truth[m])
@@ -96,7 +97,7 @@ def test_ab_frame_joins_the_oracle_where_pairs_exist() -> None:
     req = pd.DataFrame({"arm": ["control", "treatment", "treatment"], "platform": ["lambda", "ecs", "ecs"],
                         "workload_type": ["a", "a", "b"], "payload_size_kb": [1.0, 1.0, 5.0],
                         "time_window": ["m", "m", "m"], "load_pattern": ["low", "low", "low"],
-                        "latency_ms": [10.0, 20.0, 30.0], "cost_usd": [1e-6] * 3, "ok": [True, True, False]})
+                        "latency_ms": [10.0, 20.0, 30.0], "bill_usd": [1e-6] * 3, "ok": [True, True, False]})
     pairs = pd.DataFrame({"workload_type": ["a", "a", "a"], "payload_size_kb": [1.0, 1.0, 1.0],
                           "time_window": ["m"] * 3, "load_pattern": ["low"] * 3, "balanced_optimal": [1, 1, 0]})
     out = ab.ab_frame(req, pairs)
@@ -108,8 +109,8 @@ def test_ab_frame_joins_the_oracle_where_pairs_exist() -> None:
 
 def test_bad_frames_are_named() -> None:
     df, _ = testing.synthetic_arms(50, seed=1)
-    with pytest.raises(ab.ABError, match="cost_usd"):
-        ab.compare_arms(df.drop(columns="cost_usd"))
+    with pytest.raises(ab.ABError, match="bill_usd"):
+        ab.compare_arms(df.drop(columns="bill_usd"))
     with pytest.raises(ab.ABError, match="both arms"):
         ab.compare_arms(df[df.arm == "control"])
     with pytest.raises(ab.ABError, match="'c'"):

@@ -84,7 +84,7 @@ def test_artillery_ab_on_the_testbed_logs_arm_and_platform(params, model) -> Non
     control = lines[lines.arm == "control"]
     assert (control["platform"] == control["workload_type"].map(router.static_rule)).all()
     req = run.requests
-    assert req["cost_usd"].notna().all() and (req["cost_usd"] > 0).all()
+    assert req["bill_usd"].notna().all() and (req["bill_usd"] > 0).all()
     res = ab.compare_arms(req, n_resamples=200)
     assert res.n["control"] + res.n["treatment"] == 40
 
@@ -99,7 +99,8 @@ def test_simulated_ab_routes_arms_and_costs_requests(params, model) -> None:
     assert (c["platform"] == c["workload_type"].map(router.static_rule)).all()
     t = frame[frame.arm == "treatment"]
     assert ((t["router_probability"] >= 0.5) == (t["platform"] == "lambda")).all()
-    assert frame["cost_usd"].notna().mean() > 0.95 and frame["source"].eq("simulator").all()
+    assert frame["bill_usd"].notna().all() and frame["source"].eq("simulator").all()
+    assert facts["policy"] == "classifier" and facts["loop"] == "open"
     assert np.isfinite(ab.compare_arms(frame, n_resamples=200).comparison["difference"].iloc[0])
 
 

@@ -139,3 +139,80 @@ def test_package_cli_builds_from_a_model_dir(built, tmp_path, capsys) -> None:
     assert main(["package", "--profile", PROFILE, "--model-dir", str(tmp_path / "none"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train a model first" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------- with the decide stage's folder
+@pytest.fixture(scope="module")
+def built_objective(params, tmp_path_factory):
+    from hybridopt.testing import write_synthetic_decision_dir
+
+    tmp = tmp_path_factory.mktemp("pkg-objective")
+    model_dir = write_synthetic_model_dir(FeatureSpec.from_params(params), tmp / "model", "lightgbm", n_rows=2000,
+                                          n_trees=150, seed=2)
+    write_synthetic_decision_dir(params, model_dir, n_pairs=4000, seed=3)
+    (model_dir / "decision" / "classifier.txt").write_text("not shipped")
+    report = build_package(model_dir, tmp / "out" / "router.zip", router_config(params))
+    return model_dir, report, tmp
+
+
+def test_zip_ships_the_decision_folder_and_its_modules(built_objective) -> None:
+    model_dir, report, _ = built_objective
+    names = zipfile.ZipFile(report.zip_path).namelist()
+    spec = json.loads((model_dir / "decision" / "decision_spec.json").read_text())
+    expected = {f"model/decision/{f}" for fs in spec["models"].values() for f in fs.values()}
+    assert expected | {"model/decision/decision_spec.json"} == {n for n in names if n.startswith("model/decision/")}
+    code = sorted(n for n in names if n.endswith(".py") and not n.startswith("tzdata/"))
+    assert code == sorted(f"hybridopt/{m}" for m in SHIPPED_MODULES)
+    assert {"hybridopt/decision/load_state.py", "hybridopt/decision/objective.py", "hybridopt/router/policy.py"} <= set(code)
+    assert report.policy == "objective" and report.decision_version.startswith("decision-")
+    assert report.decision_bytes > 0 and report.zip_bytes < 10e6
+    assert any("decision models are SYNTHETIC" in w for w in report.warnings)
+    manifest = json.loads(zipfile.ZipFile(report.zip_path).read("model/MANIFEST.json"))
+    assert "model/decision/ecs_fail.txt" in manifest
+
+
+@pytest.mark.slow
+def test_zip_with_decision_answers_in_a_fresh_isolated_interpreter(built_objective, tmp_path) -> None:
+    """The objective path answers from the unzipped folder alone (no numpy, no LightGBM), with the
+    same predictions and costs as the router loaded in this process, and keeps its load state
+    between invocations of one execution environment."""
+    _, report, _ = built_objective
+    pkg = tmp_path / "unzipped"
+    zipfile.ZipFile(report.zip_path).extractall(pkg)
+    good = {"workload_type": "thumbnail_processing", "payload_size_kb": 500, "timestamp": "2025-11-20T12:20:00+05:30",
+            "arm": "treatment"}
+    events = [
+        good,
+        {"version": "2.0", "routeKey": "POST /route", "rawPath": "/route", "headers": {},
+         "requestContext": {"http": {"method": "POST", "path": "/route"}}, "isBase64Encoded": False,
+         "body": json.dumps({**good, "arm": "control", "objective": "SLO x0.5"})},
+        {"resource": "/route/{workload}", "path": "/route/thumbnail_processing", "httpMethod": "GET",
+         "requestContext": {"httpMethod": "GET", "stage": "prod"}, "body": None, "isBase64Encoded": False,
+         "pathParameters": {"workload": "thumbnail_processing"},
+         "queryStringParameters": {"payload_size_kb": "500", "timestamp": good["timestamp"], "completed": "x-1"}},
+        {**good, "objective": "fastest"},
+        {**good, "completed": {"id": 1}},
+    ]
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", FRESH, str(pkg)], input=json.dumps(events),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert not out["numpy_findable"] and not out["lightgbm_findable"], out["path"]
+    assert {m.split(".")[0] for m in out["modules"]} <= {"hybridopt", "tzdata"}, out["modules"]
+    first, v2, v1, bad_objective, bad_completed = out["answers"]
+    assert first["statusCode"] == 200 and first["decided_by"] == "objective"
+    fresh = Router.from_dir(pkg / "model")
+    fresh.clock = lambda: 0.0
+    expected = fresh.route(good)
+    for p in ("lambda", "ecs"):
+        assert first["platforms"][p]["p50_ms"] == expected.policy.predictions[p].p50_ms
+        assert first["platforms"][p]["p_fail"] == expected.policy.predictions[p].p_fail
+        assert first["platforms"][p]["marginal_usd"] == expected.policy.marginal_usd[p]
+    second = json.loads(v2["body"])
+    assert v2["statusCode"] == 200 and second["decided_by"] == "workload_rule"
+    assert second["objective"]["name"] == "SLO x0.5" and second["objective"]["slo_p95_ms"] == 500.0
+    assert second["load"]["arrivals_10s_rps"] > 0 or second["load"]["in_flight_" + first["recommended_platform"]] == 1
+    third = json.loads(v1["body"])
+    assert v1["statusCode"] == 200 and third["load"]["in_flight_lambda"] + third["load"]["in_flight_ecs"] == 2
+    assert bad_objective["statusCode"] == 400 and bad_objective["error"]["field"] == "objective"
+    assert bad_completed["statusCode"] == 400 and bad_completed["error"]["field"] == "completed"

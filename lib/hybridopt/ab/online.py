@@ -1,15 +1,16 @@
 """Running the A/B test: on the local testbed through the router proxy with Artillery (wall clock),
-and in the simulator at the plan's scale (virtual clock). Both end in the same analysis frame
-(router/ab.py): arm, platform, latency_ms, cost_usd (cost.py, the same prices and rules as the
-training labels), ok, and the request's context for the post-hoc oracle.
+and in the simulator at the plan's scale (virtual clock, `hybridopt.ab.simulated`). Both end in the
+same analysis frame (`requests_frame`): arm, platform, latency_ms, ok, bill_usd (the request's share
+of its arm's bill, `hybridopt.ab.billing`: its mean is the arm's average bill per request),
+marginal_usd (the router's marginal cost of the platform it chose, objective path), slo_miss (failed,
+or slower than the default objective's SLO of its workload), the plan's classifier's P(lambda), the
+request's context and, on the objective path, what the router decided and predicted.
 
-Testbed run: build/unzip the package, start the testbed (hybridopt.emulation.testbed.start) and the router
-proxy in front of it, run artillery/ab-test.yml (ab-functions.js) for ab.testbed_requests arrivals at
-ab.testbed_rate_rps in ab.testbed_window's load pattern, read the contract lines it wrote.
-Simulated run: the profile's daily schedule (simulate.generate_arrivals) repeated day after day until
-ab.simulate_requests arrivals, a seeded random arm per arrival, the router's choice per arm (the
-model through the library on the feature frame: equal to the packaged evaluator, tests prove it),
-then simulate.replay runs only the chosen platform of each arrival on one platform model.
+Testbed run: build/unzip the package, start the testbed (hybridopt.emulation.testbed.start) and the
+router proxy in front of it (one router, one load tracker: the proxy reports every completion), run
+artillery/ab-test.yml (ab-functions.js) for ab.testbed_requests arrivals at ab.testbed_rate_rps in
+ab.testbed_window's load pattern, read the contract lines it wrote and join the proxy's decision
+records by request id. The testbed records no ECS task timeline: the bill takes the deployed count.
 """
 
 from __future__ import annotations
@@ -22,23 +23,27 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hybridopt import model_dir as layout
 from hybridopt import paths
+from hybridopt.ab.billing import ArmBills, arm_bills
 from hybridopt.ab.proxy import proxy_for
-from hybridopt.data.features import FeatureSpec
+from hybridopt.ab.simulated import model_proba, simulated_ab, simulated_arrivals
 from hybridopt.data.ingest import IngestResult, ingest, write_quarantine
 from hybridopt.data.reader import Ledger
+from hybridopt.decision.capacity import CapacityTimeline
 from hybridopt.errors import InputError
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, package_path, router_config
+
+__all__ = ["TestbedAB", "ab_dir", "ensure_package", "model_proba", "read_ab_lines", "requests_frame", "run_testbed_ab",
+           "simulated_ab", "simulated_arrivals"]
 
 AB_CONFIG_ENV = "HYBRIDOPT_AB_CONFIG"
 AB_YML = "ab-test.yml"
@@ -49,30 +54,69 @@ def ab_dir(params: Params) -> Path:
 
 
 # --------------------------------------------------------------------------------- analysis frames
-def requests_frame(lines: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Routed requests -> the A/B analysis frame (cost from cost.py). `lines`: the requests frame of
-    `read_ab_lines` (typed by the reader) or the simulator's contract rows; text columns come out
-    as plain objects either way."""
-    from hybridopt.data.cost import add_costs
-
+def requests_frame(lines: pd.DataFrame, params: Params, timeline: CapacityTimeline | None = None,
+                   per_request: pd.DataFrame | None = None) -> tuple[pd.DataFrame, ArmBills]:
+    """Routed requests -> (the A/B analysis frame, the arms' bills). `lines`: the requests frame of
+    `read_ab_lines` (typed by the reader) or the simulator's contract rows, with `arm`;
+    `per_request`: extra columns row-aligned with `lines` (what the router decided and predicted);
+    `timeline`: the ECS tasks that ran (None: the deployed count). Text columns come out as plain
+    objects either way."""
     if lines.empty:
         raise ValueError("no A/B request lines")
-    df = lines.copy()
+    df = lines.reset_index(drop=True).copy()
     df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True, format="ISO8601")
     for col in ("memory_limit_mb", "billed_duration_ms", "execution_time_ms", "init_duration_ms", "total_ms",
                 "actual_payload_size_kb", "target_payload_size_kb"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    df = add_costs(df, params)
+    bills = arm_bills(df, params, timeline)
     status = pd.to_numeric(df["http_status"], errors="coerce").astype("float64")
     text = {c: df[c].astype(object) for c in ("arm", "platform", "workload_type", "time_window", "load_pattern",
                                               "source")}
-    return pd.DataFrame({
-        "arm": text["arm"], "platform": text["platform"], "latency_ms": df["total_ms"],
-        "cost_usd": df["cost_usd"], "ok": (df["error"].isna() & status.between(200, 299)).to_numpy(bool),
+    ok = (df["error"].isna() & status.between(200, 299)).to_numpy(bool)
+    slo = df["workload_type"].astype(str).map(dict(params.decision.objective.slo_p95_ms)).astype("float64")
+    latency = df["total_ms"]
+    out = pd.DataFrame({
+        "request_id": df["request_id"].astype(object), "arm": text["arm"], "platform": text["platform"],
+        "latency_ms": latency, "bill_usd": bills.bill_usd, "ok": ok,
+        "slo_miss": ~ok | ~(latency <= slo).to_numpy(bool),
         "router_probability": pd.to_numeric(df.get("router_probability"), errors="coerce").astype("float64"),
         "workload_type": text["workload_type"], "payload_size_kb": df["target_payload_size_kb"],
         "time_window": text["time_window"], "load_pattern": text["load_pattern"], "sent_at": df["sent_at"],
         "source": text["source"]})
+    if per_request is not None:
+        if len(per_request) != len(out):
+            raise ValueError(f"per_request has {len(per_request)} rows for {len(out)} request lines")
+        out = pd.concat([out, per_request.reset_index(drop=True).drop(columns=[c for c in per_request.columns
+                                                                               if c in out.columns])], axis=1)
+    return out, bills
+
+
+def decisions_frame(decisions: list[dict[str, Any]], request_ids: pd.Series) -> pd.DataFrame:
+    """The proxy's decision records (objective path) as columns row-aligned with the request lines
+    (by request id; a line the proxy never decided has NaN / None)."""
+    cols = ["marginal_usd", "other_marginal_usd", "p50_ms", "p95_ms", "p_fail", "workload_in_flight_ecs",
+            "in_flight_lambda", "in_flight_ecs", "objective_platform", "workload_rule_platform", "decision_id",
+            "upstream_status"]
+    recs = []
+    for d in decisions:
+        plat = d.get("platform")
+        per = d.get("platforms") or {}
+        other = "ecs" if plat == "lambda" else "lambda"
+        mine = per.get(plat) or {}
+        load = d.get("load") or {}
+        recs.append({"request_id": d.get("request_id"), "marginal_usd": mine.get("marginal_usd"),
+                     "other_marginal_usd": (per.get(other) or {}).get("marginal_usd"),
+                     "p50_ms": mine.get("p50_ms"), "p95_ms": mine.get("p95_ms"), "p_fail": mine.get("p_fail"),
+                     **{k: load.get(k) for k in ("workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs")},
+                     "objective_platform": d.get("objective_platform"),
+                     "workload_rule_platform": d.get("workload_rule_platform"), "decision_id": d.get("decision_id"),
+                     "upstream_status": d.get("upstream_status")})
+    dec = pd.DataFrame(recs, columns=["request_id", *cols]).drop_duplicates("request_id")
+    joined = pd.DataFrame({"request_id": request_ids.astype(str).to_numpy()}).merge(
+        dec.astype({"request_id": str}), on="request_id", how="left")
+    for c in cols[:8]:
+        joined[c] = pd.to_numeric(joined[c], errors="coerce").astype("float64")
+    return joined.drop(columns="request_id")
 
 
 def read_ab_lines(params: Params, folder: Path) -> IngestResult:
@@ -92,6 +136,9 @@ class TestbedAB:
     artillery_rc: int
     seconds: float
     ledger: Ledger               # where every line went; quarantined lines in out_dir/quarantine.jsonl
+    bills: ArmBills | None = None
+    decisions: int = 0           # proxy decision records (objective path)
+    completions: dict[str, int] | None = None   # the router's completion counts (reported, unknown, expired)
 
 
 def _packaged_from(zip_path: Path, model_dir: Path) -> bool:
@@ -203,74 +250,18 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
                 proc = subprocess.run(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       timeout=timeout_s)
             counts = dict(px.counts)
+            decisions = list(px.decisions)
+        completions = dict(router.decision.completions) if router.decision is not None else None
+    with (out / "decisions.jsonl").open("w") as fh:
+        for d in decisions:
+            fh.write(json.dumps(d) + "\n")
     read = read_ab_lines(params, out / "lines")
     write_quarantine(read, out / "quarantine.jsonl")
-    reqs = requests_frame(read.requests, params) if len(read.requests) else pd.DataFrame()
-    if len(reqs):
+    bills = None
+    reqs = pd.DataFrame()
+    if len(read.requests):
+        extra = decisions_frame(decisions, read.requests["request_id"]) if decisions else None
+        reqs, bills = requests_frame(read.requests, params, None, extra)
         reqs.to_parquet(out / "requests.parquet", index=False)
     return TestbedAB(out, read.ledger.lines_total, reqs, counts, proc.returncode, time.perf_counter() - t0,
-                     read.ledger)
-
-
-# ----------------------------------------------------------------------------------- simulated run
-def model_proba(model_dir: Path, X: pd.DataFrame) -> np.ndarray:
-    """P(positive) of the serving model on a feature frame, through its library (fast for 10^5 rows)."""
-    meta = json.loads((layout.metadata_path(Path(model_dir))).read_text())["serving"]
-    f = str(Path(model_dir) / meta["file"])
-    if meta["format"] == "lightgbm_text":
-        import lightgbm as lgb
-
-        return lgb.Booster(model_file=f).predict(X.to_numpy(np.float64))
-    import xgboost as xgb
-
-    b = xgb.Booster()
-    b.load_model(f)
-    return np.asarray(b.inplace_predict(X.to_numpy(np.float64)), dtype=np.float64)
-
-
-def simulated_arrivals(params: Params, n_requests: int, seed: int) -> pd.DataFrame:
-    """The profile's daily schedule, day after day, until n_requests arrivals (then cut)."""
-    from hybridopt.emulation.simulate import DEFAULT_START_DATE, generate_arrivals
-
-    frames, total, day = [], 0, 0
-    while total < n_requests:
-        a = generate_arrivals(params, seed + day, DEFAULT_START_DATE + timedelta(days=day))
-        if len(a) == 0:
-            raise ValueError("the profile's schedule generates no arrivals")
-        a["t_s"] = a["t_s"] + day * 86400.0
-        a["run_id"] = a["run_id"].astype(str) + f"-ab-d{day}"
-        frames.append(a)
-        total += len(a)
-        day += 1
-    arr = pd.concat(frames, ignore_index=True).sort_values("t_s", kind="stable").head(n_requests)
-    return arr.reset_index(drop=True)
-
-
-def simulated_ab(params: Params, model_dir: Path, n_requests: int | None = None, seed: int | None = None,
-                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The A/B at the plan's scale in virtual time: (analysis frame, run facts)."""
-    from hybridopt.emulation.simulate import replay
-
-    n = n_requests or params.ab.simulate_requests
-    s = params.ab.seed if seed is None else seed
-    t0 = time.perf_counter()
-    arr = simulated_arrivals(params, n, s)
-    router = Router.from_dir(model_dir, router_config(params))
-    spec: FeatureSpec = router.spec
-    ctx = arr.rename(columns={})[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
-    p_pos = model_proba(model_dir, spec.frame(ctx))
-    p_lambda = p_pos if router.positive_class == "lambda" else 1 - p_pos
-    model_lambda = (p_pos >= router.threshold) == (router.positive_class == "lambda")
-    static_lambda = arr["workload_type"].map(router.static_rule).to_numpy() == "lambda"
-    rng = np.random.default_rng([s, 3])
-    treat = rng.random(len(arr)) < params.ab.treatment_share
-    to_lambda = np.where(treat, model_lambda, static_lambda)
-    arr = arr.assign(platform=np.where(to_lambda, "lambda", "ecs"))
-    rows = replay(params, arr, s)
-    rows = rows.assign(arm=np.where(treat, "treatment", "control"), router_probability=p_lambda)
-    frame = requests_frame(rows, params)
-    days = (arr["t_s"].max() - arr["t_s"].min()) / 86400.0 if len(arr) else 0.0
-    facts = {"requests": len(frame), "virtual_days": float(days), "seconds": time.perf_counter() - t0,
-             "treatment_share": float(treat.mean()), "model_version": router.model_version,
-             "windows_per_day": len(params.time_windows)}
-    return frame, facts
+                     read.ledger, bills, len(decisions), completions)

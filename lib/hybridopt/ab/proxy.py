@@ -6,10 +6,18 @@ local testbed for both (testbed A/B), or the student's API Gateway and ALB (aws 
 Request headers (all optional but the body): `x-ab-arm` control|treatment (else the router's
 default), `x-sent-at` ISO-8601 decision time (the load generator's virtual clock; else now),
 `x-load-pattern`, `x-time-window`, `x-payload-size-kb` (else the body's size / 1024).
-Response headers: `x-router-arm`, `x-router-platform`, `x-router-probability`, `x-router-model`,
-`x-router-decided-by`, `x-router-ms` (decision time); the upstream's status, body, Content-Type and
+Response headers: `x-router-arm`, `x-router-platform`, `x-router-probability` (the plan's
+classifier's P(lambda)), `x-router-model`, `x-router-decided-by`, `x-router-ms` (decision time) and,
+on the objective path, `x-router-decision-id`; the upstream's status, body, Content-Type and
 Server-Timing pass through. A 400 from the handler is answered 400 (JSON naming the field) and
 nothing is forwarded; an unreachable upstream is a 502 with `x-router-platform` set.
+
+The load state (objective path): the router counts the request as sent to the chosen platform when
+it decides, and the proxy reports it completed (`DecisionPolicy.complete`) as soon as the upstream's
+answer, error status or failure is back, so the in-flight counts are exact for this process.
+`decisions` keeps one record per forwarded request (its `x-request-id`, the arm, the platforms the
+objective and the rule chose, the predictions, marginal costs and load features, the upstream's
+status, decision and completion times) for the A/B analysis.
 
 The handler code is the package's (same modules); the model directory is the unzipped package's
 `model/` (or any model directory with a router config).
@@ -57,6 +65,7 @@ class RouterProxy:
         self.routes = {w: dict(r) for w, r in routes.items()}      # workload -> {lambda: path, ecs: path}
         self.timeout_s = timeout_s
         self.counts: dict[str, int] = {}
+        self.decisions: list[dict[str, object]] = []
         self._lock = threading.Lock()
         self._local = threading.local()
         self._all_conns: list[http.client.HTTPConnection] = []
@@ -126,6 +135,25 @@ class RouterProxy:
         h.end_headers()
         h.wfile.write(body)
 
+    def _completed(self, answer: Mapping[str, object], request_id: str | None, status: int | None,
+                   decided_s: float) -> None:
+        """The upstream answered (or failed): the request leaves the router's in-flight counts, and
+        its decision is recorded."""
+        decision_id = answer.get("decision_id")
+        if not decision_id or self.router.decision is None:
+            return
+        done_s = self.router.clock()
+        self.router.decision.complete([str(decision_id)])
+        rec = {"request_id": request_id, "decision_id": decision_id, "arm": answer["arm"],
+               "platform": answer["recommended_platform"], "decided_by": answer["decided_by"],
+               "objective_platform": answer.get("objective_platform"),
+               "workload_rule_platform": answer.get("workload_rule_platform"),
+               "probability_lambda": answer["probability_lambda"], "model_platform": answer["model_platform"],
+               "upstream_status": status, "decided_s": decided_s, "completed_s": done_s, "platforms": answer.get("platforms"),
+               "load": answer.get("load")}
+        with self._lock:
+            self.decisions.append(rec)
+
     def _conn(self, platform: str) -> http.client.HTTPConnection:
         pool = getattr(self._local, "pool", None)
         if pool is None:
@@ -173,6 +201,7 @@ class RouterProxy:
             if h.headers.get(header):
                 fields[field] = h.headers[header]
         t0 = time.perf_counter()
+        decided_s = self.router.clock()
         answer = self.router.handle(fields)
         decide_ms = (time.perf_counter() - t0) * 1000.0
         if answer["statusCode"] != 200:
@@ -181,18 +210,23 @@ class RouterProxy:
                        json.dumps({"error": answer["error"]}).encode())
             return
         platform = answer["recommended_platform"]
+        decision_id = answer.get("decision_id")
         meta = {"x-router-arm": answer["arm"], "x-router-platform": platform,
                 "x-router-probability": repr(answer["probability_lambda"]),
                 "x-router-model": answer["model_version"], "x-router-decided-by": answer["decided_by"],
                 "x-router-ms": f"{decide_ms:.3f}"}
+        if decision_id:
+            meta["x-router-decision-id"] = str(decision_id)
         fwd = {k: v for k, v in h.headers.items() if k.lower() in ("content-type", "x-request-id", "x-pair-id")}
         try:
             status, hdrs, payload = self._forward(platform, self.routes[workload][platform], body, fwd)
         except (OSError, http.client.HTTPException) as exc:
+            self._completed(answer, h.headers.get("x-request-id"), None, decided_s)
             self._count("502")
             self._send(h, 502, {"Content-Type": "application/json", **meta},
                        json.dumps({"error": {"field": None, "message": f"upstream {platform}: {exc}"}}).encode())
             return
+        self._completed(answer, h.headers.get("x-request-id"), status, decided_s)
         self._count(f"{answer['arm']}:{platform}")
         out = {k: v for k, v in hdrs if k.lower() in _PASS_HEADERS}
         self._send(h, status, {**out, **meta}, payload)

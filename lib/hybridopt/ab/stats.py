@@ -1,14 +1,17 @@
-"""Online A/B analysis: control (static per-workload rule) versus treatment (the model).
+"""Online A/B analysis: control (the per-workload rule) versus treatment (the router's policy).
 
 Input: one row per routed request with `arm`, `platform` (where it went), `latency_ms`,
-`cost_usd`, `ok` (2xx and no error) and optionally `oracle_platform` (the better platform of that
-request judged post hoc, where pairs exist). `ab_frame` builds it from contract rows.
+`bill_usd` (the request's share of its arm's bill: its mean is the arm's average bill per request,
+`hybridopt.ab.billing`), `ok` (2xx and no error) and optionally `marginal_usd` (the router's
+marginal cost of the platform it chose), `slo_miss` (failed, or slower than its workload's SLO) and
+`oracle_platform` (the better platform of that request judged post hoc, where pairs exist).
 
-Per arm: requests, cost per request, latency p50/p95/p99, error rate, routing accuracy against the
-oracle. Differences (treatment - control) get two-sample bootstrap percentile CIs and one
-significance test each (scipy.stats): Welch's t-test for mean cost, Mood's median test for p50,
-a bootstrap test (CI inversion) for p95 and p99 (no classical test fits a tail quantile), Fisher's
-exact test for error rate and accuracy.
+Per arm: requests, average bill and average marginal cost per request, latency p50/p95/p99, error
+rate, SLO-miss rate, routing accuracy against the oracle (metrics whose column is absent are NaN).
+Differences (treatment - control) get two-sample bootstrap percentile CIs and one significance
+test each (scipy.stats): Welch's t-test for the mean costs, Mood's median test for p50, a bootstrap
+test (CI inversion) for p95 and p99 (no classical test fits a tail quantile), Fisher's exact test
+for the error, SLO-miss and accuracy rates.
 
 The bootstrap resamples requests of each arm independently. Up to 20,000 requests per arm it
 draws rows; above, it resamples each variable as Multinomial(n, counts/n) over its distinct values
@@ -34,8 +37,11 @@ from scipy import stats
 
 from hybridopt.data.contract import ARMS
 
-METRICS = ("cost_per_request_usd", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate",
-           "routing_accuracy")
+METRICS = ("bill_avg_usd_per_request", "marginal_avg_usd_per_request", "latency_p50_ms", "latency_p95_ms",
+           "latency_p99_ms", "error_rate", "slo_miss_rate", "routing_accuracy")
+#: metric -> the frame column it averages (costs and rates)
+_MEANS = {"bill_avg_usd_per_request": "bill_usd", "marginal_avg_usd_per_request": "marginal_usd"}
+_RATES = ("error_rate", "slo_miss_rate", "routing_accuracy")
 
 
 class ABError(ValueError):
@@ -137,12 +143,15 @@ def bootstrap_arm(values: Mapping[str, np.ndarray], n_resamples: int, rng: np.ra
 
 
 def _values(df: pd.DataFrame, metric: str) -> np.ndarray:
-    if metric == "cost_per_request_usd":
-        return df["cost_usd"].dropna().to_numpy(float)
+    if metric in _MEANS:
+        col = _MEANS[metric]
+        return df[col].dropna().to_numpy(float) if col in df.columns else np.array([])
     if metric.startswith("latency_"):
         return df["latency_ms"].dropna().to_numpy(float)
     if metric == "error_rate":
         return (~df["ok"].astype(bool)).to_numpy(float)
+    if metric == "slo_miss_rate":
+        return df["slo_miss"].dropna().astype(bool).to_numpy(float) if "slo_miss" in df.columns else np.array([])
     if "oracle_platform" not in df.columns:
         return np.array([])
     sub = df[df["oracle_platform"].notna()]
@@ -152,7 +161,7 @@ def _values(df: pd.DataFrame, metric: str) -> np.ndarray:
 def _test(metric: str, c: np.ndarray, t: np.ndarray, boot_diff: np.ndarray) -> tuple[str, float]:
     if len(c) < 2 or len(t) < 2:
         return "n/a", float("nan")
-    if metric == "cost_per_request_usd":
+    if metric in _MEANS:
         if np.var(c) == 0 and np.var(t) == 0:
             return "Welch t-test", 1.0 if c[0] == t[0] else 0.0
         return "Welch t-test", float(stats.ttest_ind(t, c, equal_var=False).pvalue)
@@ -161,7 +170,7 @@ def _test(metric: str, c: np.ndarray, t: np.ndarray, boot_diff: np.ndarray) -> t
             return "Mood's median test", float(stats.median_test(t, c)[1])
         except ValueError:
             return "Mood's median test", float("nan")
-    if metric in ("error_rate", "routing_accuracy"):
+    if metric in _RATES:
         table = [[int(t.sum()), int(len(t) - t.sum())], [int(c.sum()), int(len(c) - c.sum())]]
         return "Fisher's exact test", float(stats.fisher_exact(table).pvalue)
     d = boot_diff[np.isfinite(boot_diff)]
@@ -192,8 +201,9 @@ def arm_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def compare_arms(df: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, alpha: float = 0.05,
                  seed: int = 0, resolution: float = 1e-3) -> ABResult:
-    """Per-arm metrics, bootstrap CIs of treatment - control, a test per metric."""
-    missing = {"arm", "platform", "latency_ms", "cost_usd", "ok"} - set(df.columns)
+    """Per-arm metrics, bootstrap CIs of treatment - control, a test per metric (metrics with no
+    value in either arm, e.g. routing accuracy without an oracle, are left out of the comparison)."""
+    missing = {"arm", "platform", "latency_ms", "bill_usd", "ok"} - set(df.columns)
     if missing:
         raise ABError(f"A/B frame lacks columns {sorted(missing)}")
     bad = set(df["arm"].dropna().unique()) - set(ARMS)
@@ -210,6 +220,8 @@ def compare_arms(df: pd.DataFrame, n_resamples: int = 2000, confidence: float = 
     lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
     for m in METRICS:
         c, t = vals["control"][m], vals["treatment"][m]
+        if not len(c) and not len(t):
+            continue
         diff = point(m, t) - point(m, c)
         if len(c) and len(t):
             bd = boots["treatment"][m] - boots["control"][m]
@@ -297,7 +309,8 @@ def coverage_check(n_per_arm: int, replications: int, seed: int, n_resamples: in
         df, truth = synthetic_arms(n_per_arm, seed + r, **effects)
         res = compare_arms(df, n_resamples, confidence, seed=seed + 10_000 + r)
         for m, row in res.comparison.iterrows():
-            hits[m].append((row["ci_low"] <= truth[m] <= row["ci_high"], not row["ci_low"] <= 0 <= row["ci_high"]))
+            if m in truth:
+                hits[m].append((row["ci_low"] <= truth[m] <= row["ci_high"], not row["ci_low"] <= 0 <= row["ci_high"]))
     return pd.DataFrame({m: {"true_difference": truth[m], "coverage": np.mean([h[0] for h in v]),
                              "rejects_zero": np.mean([h[1] for h in v]), "replications": len(v)}
-                         for m, v in hits.items()}).T
+                         for m, v in hits.items() if v}).T

@@ -186,7 +186,16 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
     dispatch, timeout = model.dispatch, model.apply_client_timeout
     for _, k, p in pend:
         outs[k] = timeout(dispatch(p))
+    return outcome_rows(a, arrival_of, platform_of, outs, experiment)
 
+
+def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str], outs: list[Outcome],
+                 experiment: str) -> pd.DataFrame:
+    """Contract rows (columns ROW_COLUMNS) of outcomes: `outs[k]` is the attempt of arrival
+    `arrival_of[k]` (a row of `a`, sorted by t_s) on `platform_of[k]`."""
+    kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
+    work = a["workload_type"].to_numpy(dtype=object)
+    plat = a["platform"].to_numpy(dtype=object)
     idx = np.asarray(arrival_of, dtype=np.int64)
     is_lambda = np.asarray([p == "lambda" for p in platform_of])
     run = a["run_id"].to_numpy(dtype=object)[idx]

@@ -1,5 +1,6 @@
-"""Stage 07 (deploy): the router package at a glance and the handler's answers to sample events (an
-API Gateway REST (v1) event, an HTTP API (v2) event, a direct invocation, and a few bad inputs)."""
+"""Stage 07 (deploy): the router package at a glance, the policy it serves, where each of its inputs
+comes from in production, and the handler's answers to sample events (an API Gateway REST (v1)
+event, an HTTP API (v2) event, direct invocations, and bad inputs)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from hybridopt.router.handler import Router
 GOOD = {"workload_type": "thumbnail_processing", "payload_size_kb": 500, "timestamp": "2025-11-24T12:15:00+05:30"}
 
 
-def sample_events() -> dict[str, Any]:
+def sample_events(objective: bool = False) -> dict[str, Any]:
+    """Sample events; `objective` adds the objective path's own (a setting, a completion report, bad
+    values of its fields)."""
     v1 = {"resource": "/route/{workload}", "path": "/route/thumbnail_processing", "httpMethod": "POST",
           "headers": {"Content-Type": "application/json"}, "queryStringParameters": None,
           "pathParameters": {"workload": "thumbnail_processing"},
@@ -22,30 +25,61 @@ def sample_events() -> dict[str, Any]:
     v2 = {"version": "2.0", "routeKey": "POST /route", "rawPath": "/route", "headers": {},
           "requestContext": {"http": {"method": "POST", "path": "/route"}, "requestId": "sample-v2"},
           "body": json.dumps({**GOOD, "timestamp": "2025-11-24T16:40:00+05:30"}), "isBase64Encoded": False}
-    return {
+    events: dict[str, Any] = {
         "REST API (v1), POST with path parameter": v1,
         "HTTP API (v2), POST, hour outside every window": v2,
         "direct invocation, arm=control": {**GOOD, "arm": "control"},
         "direct invocation, no timestamp (now)": {"workload_type": "heavy_processing", "payload_size_kb": 8192},
+    }
+    if objective:
+        events.update({
+            "direct, objective setting 'SLO x0.5'": {**GOOD, "objective": "SLO x0.5"},
+            "direct, 6 MB heavy request, reports 2 completions": {
+                "workload_type": "heavy_processing", "payload_size_kb": 6144, "timestamp": GOOD["timestamp"],
+                "completed": ["(filled in)"]},
+            "bad: unknown objective": {**GOOD, "objective": "fastest"},
+            "bad: completed is not decision ids": {**GOOD, "completed": {"id": 3}},
+        })
+    events.update({
         "bad: unknown workload": {"workload_type": "video", "payload_size_kb": 5},
         "bad: negative size": {"workload_type": "lightweight_api", "payload_size_kb": -1},
         "bad: malformed JSON (v2)": {**v2, "body": "{not json"},
         "bad: wrong method (v1)": {**v1, "httpMethod": "DELETE"},
-    }
+    })
+    return events
 
 
 def sample_answers(router: Router) -> pd.DataFrame:
-    rows = []
-    for name, event in sample_events().items():
+    """The handler's answer to each sample event (the objective path's columns when it serves one)."""
+    rows, ids = [], []
+    for name, event in sample_events(router.decision is not None).items():
+        if isinstance(event, dict) and event.get("completed") == ["(filled in)"]:
+            event = {**event, "completed": ids[:2]}
         resp = router.handle(event)
         body = json.loads(resp["body"]) if "body" in resp else {k: v for k, v in resp.items() if k != "statusCode"}
+        if body.get("decision_id"):
+            ids.append(body["decision_id"])
         err = body.get("error") or {}
         inp = body.get("inputs") or {}
-        rows.append({"event": name, "status": resp["statusCode"], "platform": body.get("recommended_platform"),
-                     "P(lambda)": body.get("probability_lambda"), "arm": body.get("arm"),
-                     "time_window": f"{inp.get('time_window')} ({inp.get('time_window_source')})" if inp else None,
-                     "error": f"{err.get('field')}: {err.get('message')}" if err else None})
+        row = {"event": name, "status": resp["statusCode"], "platform": body.get("recommended_platform"),
+               "decided_by": body.get("decided_by"), "arm": body.get("arm"), "P(lambda)": body.get("probability_lambda"),
+               "time_window": f"{inp.get('time_window')} ({inp.get('time_window_source')})" if inp else None}
+        if router.decision is not None:
+            per = body.get("platforms") or {}
+            load = body.get("load") or {}
+            row.update({"objective": (body.get("objective") or {}).get("name"),
+                        "objective platform": body.get("objective_platform"),
+                        "rule platform": body.get("workload_rule_platform"),
+                        **{f"{p} p95 ms": (per.get(p) or {}).get("p95_ms") for p in ("lambda", "ecs")},
+                        **{f"{p} marginal µUSD": _micro((per.get(p) or {}).get("marginal_usd")) for p in ("lambda", "ecs")},
+                        "in flight (λ/ECS)": (f"{load['in_flight_lambda']:g}/{load['in_flight_ecs']:g}" if load else None)})
+        row["error"] = f"{err.get('field')}: {err.get('message')}" if err else None
+        rows.append(row)
     return pd.DataFrame(rows).set_index("event")
+
+
+def _micro(usd: float | None) -> float | None:
+    return None if usd is None else usd * 1e6
 
 
 def package_table(package: Any, router: Router, limits: Any) -> pd.DataFrame:
@@ -53,14 +87,54 @@ def package_table(package: Any, router: Router, limits: Any) -> pd.DataFrame:
     params.router for the size limit and aim)."""
     return pd.Series({"zip": package.zip_path, "zip MB": round(package.zip_bytes / 1e6, 3),
                       "unzipped MB": round(package.unzipped_bytes / 1e6, 3), "files": package.n_files,
-                      "model": f"{package.model_format} {package.model_version}", "trees": len(router.model.trees),
-                      "model KB": round(package.model_bytes / 1e3, 1), "handler": package.handler,
+                      "policy served": package.policy,
+                      "classifier": f"{package.model_format} {package.model_version}", "trees": len(router.model.trees),
+                      "classifier KB": round(package.model_bytes / 1e3, 1),
+                      "decision": package.decision_version or "none (no decision/ in the model folder)",
+                      "decision KB": round(package.decision_bytes / 1e3, 1), "handler": package.handler,
                       "sha256": package.sha256, "warnings": "; ".join(package.warnings) or "none",
                       "limit / aim MB": f"{limits.max_package_mb} / {limits.target_package_mb}"},
                      name="package").to_frame()
 
 
+def policy_table(router: Router) -> pd.DataFrame:
+    """What the router decides with: per workload the decide stage's rule (control), the default
+    objective's SLO, the ECS worker capacity and whether its service may scale; the objective's other
+    settings are in the answer's `objective` when a request names one."""
+    d = router.decision
+    if d is None:
+        return pd.DataFrame({"static rule (control)": router.static_rule}).rename_axis("workload")
+    o = d.objectives["default"]
+    mc = d.marginal
+    return pd.DataFrame({
+        "workload rule (control)": d.rule,
+        "SLO p95 ms": {w: o.slo_p95_ms.get(w) for w in d.rule},
+        "ECS worker slots": {w: mc.ecs_capacity.get(w) for w in d.rule},
+        "ECS may scale": {w: mc.ecs_autoscaling.get(w) for w in d.rule},
+        "Lambda memory MB": {w: mc.lambda_memory_mb.get(w) for w in d.rule},
+    }).rename_axis("workload")
+
+
+#: Where each input of the objective policy comes from, in production and on the testbed.
+INPUTS = [
+    ("request context (workload, payload size, time)", "the request (API Gateway event)", "the request"),
+    ("arrivals_<W>s_rps, workload_arrivals_<W>s_rps",
+     "in-process counters of the execution environment (what AWS routed to it)", "the proxy's tracker (all requests)"),
+    ("in_flight_<platform>, workload_in_flight_<platform>",
+     "sends: the environment's own recommendations; completions: the caller's `completed` reports, else the "
+     "client timeout; ECS alternatively from the ALB's CloudWatch metrics (1-minute, cached)",
+     "the proxy reports every completion"),
+    ("outcome models, objective, marginal-cost tables, workload rule", "model/decision/ in the zip",
+     "the same zip, unzipped"),
+]
+
+
+def inputs_table() -> pd.DataFrame:
+    return pd.DataFrame(INPUTS, columns=["input", "production (Lambda, recommend only)", "testbed A/B (proxy)"]
+                        ).set_index("input")
+
+
 def timings_table(timings: dict[str, Any]) -> pd.DataFrame:
     """One row per measured path from router.bench (warm_latency or cold_init); the scalar entries
-    (call counts, runs) stay out."""
+    (call counts, runs, policy) stay out."""
     return pd.DataFrame({k: v for k, v in timings.items() if isinstance(v, dict)}).T.rename_axis("path")

@@ -1,7 +1,12 @@
 """Router measurements: package size, warm per-call latency in-process, cold initialisation
 (import + model load) in a fresh interpreter that has only the unzipped package on its path.
 Used by benchmarks/bench_router.py and notebook 07_deploy. Timings depend on the machine and on
-what else runs on it: the report records the CPU count and load average next to the numbers."""
+what else runs on it: the report records the CPU count and load average next to the numbers.
+
+On the objective path (a model folder with decision/) every measured event also reports the
+decision made eight calls earlier as completed (`completed`), so the load tracker holds a steady
+handful of requests in flight, as a router told of completions does; `outcome_models` times the six
+boosters alone and `objective_decision` the policy step (load state, boosters, costs, choice)."""
 
 from __future__ import annotations
 
@@ -58,10 +63,32 @@ def warm_latency(router: Router, n_calls: int = 2000, warmup: int = 50, seed: in
     when = datetime(2025, 11, 20, 7, 0, tzinfo=timezone.utc)
     rows = [router.spec.row(f["workload_type"], f["payload_size_kb"], when, "midday", "medium_load")
             for f in fields]
-    out: dict[str, Any] = {"n_calls": n_calls, "warmup": warmup}
+    out: dict[str, Any] = {"n_calls": n_calls, "warmup": warmup,
+                           "policy": "objective" if router.decision is not None else "classifier"}
     cases = {"direct_event": lambda i: router.handle(fields[i]),
              "http_api_v2_event": lambda i: router.handle(v2[i]),
              "model_only": lambda i: router.model.predict_proba(rows[i])}
+    pol = router.decision
+    if pol is not None:
+        ids: list[str] = []
+
+        def direct(i: int) -> None:
+            a = router.handle({**fields[i], "completed": ids[-8:-7]})
+            ids.append(a["decision_id"])
+
+        def http_v2(i: int) -> None:
+            e = {**v2[i], "body": json.dumps({**fields[i], "completed": ids[-8:-7]})}
+            ids.append(json.loads(router.handle(e)["body"])["decision_id"])
+
+        def decide(i: int) -> None:
+            a = pol.decide(fields[i]["workload_type"], fields[i]["payload_size_kb"], rows[i], router.clock(),
+                           "treatment", completed=ids[-8:-7])
+            ids.append(a.decision_id)
+
+        load = [0.0] * len(pol.load_names)
+        full_rows = [[*r, *load] for r in rows]
+        cases.update({"direct_event": direct, "http_api_v2_event": http_v2,
+                      "outcome_models": lambda i: pol.predict(full_rows[i]), "objective_decision": decide})
     for name, call in cases.items():
         for i in range(warmup):
             call(i)

@@ -2,8 +2,16 @@
 
 Runs in AWS Lambda (`hybridopt.router.handler.lambda_handler`) from the package that
 `python -m hybridopt package` builds, and in-process on the testbed (`Router.from_dir`). It needs
-the standard library, tzdata and three hybridopt modules: features.py (THE feature code, the
-same `FeatureSpec.row` preprocessing's `FeatureSpec.frame` mirrors), contract.py and trees.py.
+the standard library, tzdata and these hybridopt modules: features.py (THE feature code, the same
+`FeatureSpec.row` preprocessing's `FeatureSpec.frame` mirrors), contract.py, trees.py, events.py,
+and for the objective policy policy.py with decision/load_state.py and decision/objective.py.
+
+Two policies, by what the model directory holds
+- `decision/decision_spec.json` present (the decide stage's serving set): treatment = the objective
+  policy (`router.policy`: outcome models, marginal cost and load state -> `Objective.choose`),
+  control = the decide stage's per-workload rule (`workload_rule`). The plan's classifier (the
+  04_train model) still runs: its P(lambda) and platform are in every answer.
+- otherwise: treatment = the plan's classifier, control = the static per-workload rule.
 
 Accepted events
 - API Gateway REST API proxy (payload v1: `httpMethod`, `body`, `queryStringParameters`,
@@ -18,7 +26,8 @@ Input fields
 - `payload_size_kb` (required): a finite number 0 <= x <= router_config max_payload_size_kb
   (a string holding a number is accepted, since query strings are strings).
 - `timestamp` (optional): ISO-8601; a timestamp without a zone is read in the spec's timezone;
-  absent: now. (`sent_at` is accepted as an alias.)
+  absent: now. (`sent_at` is accepted as an alias.) It sets the time features only: the load
+  state runs on the router's own clock.
 - `time_window` (optional): one of the spec's windows. Absent: the window holding the local hour.
   Outside every window (the schedule covers 5 of 24 hours), router_config `outside_window`
   decides: "nearest" (default) uses the window nearest in circular hours, the earlier one on a
@@ -26,37 +35,51 @@ Input fields
   (the model never saw those hours); "reject" answers 400.
 - `load_pattern` (optional): one of the spec's load patterns. Absent: the pattern the schedule
   runs in that time window (params time_windows.<w>.load_pattern).
-- `arm` (optional): "control" (the static per-workload rule) or "treatment" (the model).
-  Absent: environment variable HYBRIDOPT_ARM (set per published Lambda version for the
-  weighted-alias A/B), else "treatment". The model's probability is reported in both arms.
+- `arm` (optional): "control" or "treatment". Absent: environment variable HYBRIDOPT_ARM (set per
+  published Lambda version for the weighted-alias A/B), else "treatment".
+- `objective` (optional, objective policy only): "default" or the name of one of the decide
+  stage's objective settings (params decision.settings).
+- `completed` (optional, objective policy only): the `decision_id`s of earlier answers whose
+  requests have completed (one id, a list, or comma-separated in a query string): they leave the
+  in-flight counts now. A request with `completed` and no workload_type only reports completions.
 
-Answers: HTTP 200 with `recommended_platform`, `probability_lambda`, `model_version`, `arm`,
-`decided_by` and the resolved inputs; HTTP 400 with `{"error": {"field", "message"}}` for any
-client error (never a 500); HTTP 500 only for a broken package (model missing or malformed).
-Direct invocations get the same object with a `statusCode` key instead of an HTTP envelope.
+Answers: HTTP 200 with `recommended_platform`, `arm`, `decided_by`, `probability_lambda` (the plan's
+classifier), `model_version`, the resolved inputs and, on the objective path, `decision_id`,
+`objective` (name, kind, this workload's SLO), `objective_platform`, `workload_rule_platform`,
+per platform the predicted p50/p95 latency, P(fail) and marginal cost (`platforms`), and the load
+features (`load`); HTTP 400 with `{"error": {"field", "message"}}` for any client error (never a
+500); HTTP 500 only for a broken package (model missing or malformed). Direct invocations get the
+same object with a `statusCode` key instead of an HTTP envelope.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import math
 import os
 import re
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from hybridopt import model_dir as layout
-from hybridopt.errors import InputError
 from hybridopt.data.contract import ARMS, PLATFORMS
 from hybridopt.data.features import FeatureSpec
+from hybridopt.errors import InputError
+from hybridopt.router.events import (
+    BadRequest,
+    category,
+    decision_ids,
+    event_kind,
+    request_fields,
+    respond,
+    size_kb,
+)
+from hybridopt.router.policy import DEFAULT_OBJECTIVE, DecisionPolicy, DecisionSpecError, PolicyAnswer, answer_body
 from hybridopt.router.trees import (
     LightGBMTextModel,
     ModelFormatError,
@@ -64,22 +87,17 @@ from hybridopt.router.trees import (
     load_model,
 )
 
+__all__ = ["BadRequest", "PackageError", "Router", "RouterConfig", "lambda_handler", "nearest_time_window"]
+
 #: The input fields a request may carry (anything else is a 400 naming the field).
 INPUT_FIELDS = ("workload_type", "payload_size_kb", "timestamp", "sent_at", "time_window",
-                "load_pattern", "arm")
+                "load_pattern", "arm", "objective", "completed")
+#: Fields only the objective policy takes.
+DECISION_FIELDS = ("objective", "completed")
 MODEL_DIR_ENV = "HYBRIDOPT_MODEL_DIR"
 ARM_ENV = "HYBRIDOPT_ARM"
 MODEL_FILES = layout.REQUIRED_FILES
 ROUTER_CONFIG = layout.ROUTER_CONFIG
-
-
-class BadRequest(ValueError):
-    """A client error: answered with HTTP 400 naming the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class PackageError(InputError):
@@ -97,6 +115,8 @@ class RouteInput:
     load_pattern_source: str     # given | window
     arm: str
     arm_source: str              # given | environment | default
+    objective: str = DEFAULT_OBJECTIVE
+    completed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,15 +125,18 @@ class Decision:
     probability_lambda: float
     model_platform: str
     static_platform: str
-    decided_by: str              # model | static_rule
+    decided_by: str              # model | static_rule (classifier path); objective | workload_rule
     arm: str
     model_version: str
     inference_ms: float
     inputs: RouteInput
+    policy: PolicyAnswer | None = None
+    objective: Mapping[str, Any] | None = None
+    decision_version: str | None = None
 
     def body(self) -> dict[str, Any]:
         i = self.inputs
-        return {
+        out: dict[str, Any] = {
             "recommended_platform": self.platform,
             "probability_lambda": self.probability_lambda,
             "model_version": self.model_version,
@@ -129,6 +152,10 @@ class Decision:
                 "load_pattern_source": i.load_pattern_source, "arm_source": i.arm_source,
             },
         }
+        if self.policy is not None:
+            out.update(answer_body(self.policy), objective=dict(self.objective or {}),
+                       decision_version=self.decision_version)
+        return out
 
 
 @dataclass(frozen=True)
@@ -150,22 +177,29 @@ class RouterConfig:
 
 
 class Router:
-    """A loaded model directory: feature spec, serving model, static rule, metadata."""
+    """A loaded model directory: feature spec, serving model, static rule, metadata, and the
+    decide stage's objective policy when the directory has decision/."""
 
     def __init__(self, spec: FeatureSpec, model: LightGBMTextModel | XGBoostJSONModel,
                  static_rule: dict[str, str], metadata: dict[str, Any], config: RouterConfig,
-                 model_version: str) -> None:
+                 model_version: str, decision: DecisionPolicy | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.spec = spec
         self.model = model
         self.static_rule = static_rule
         self.metadata = metadata
         self.config = config
         self.model_version = model_version
+        self.decision = decision
+        self.clock = clock            # the load state's clock (seconds); the simulator passes its own time
         serving = metadata.get("serving") or {}
         self.threshold = float(serving.get("threshold", 0.5))
         positive = str(serving.get("positive_class", "lambda"))
         if positive not in PLATFORMS:
             raise PackageError(f"model_metadata.json serving.positive_class {positive!r} is not lambda|ecs")
+        if getattr(model, "kind", "binary") != "binary":
+            raise PackageError(f"the serving model is a {getattr(model, 'objective', '?')!r} model, not a binary "
+                               "classifier: retrain the model (notebook 04_train)")
         self.positive_class = positive
         self.tz = ZoneInfo(spec.timezone)
         missing = sorted(set(spec.workload_codes) - set(static_rule))
@@ -180,11 +214,20 @@ class Router:
             raise PackageError(f"{ROUTER_CONFIG}: window_load_patterns {config.window_load_patterns} "
                                f"must map every time window {sorted(spec.time_window_codes)} to a load "
                                f"pattern {sorted(spec.load_pattern_codes)}")
+        if decision is not None:
+            mine = {k: v for k, v in asdict(spec).items() if k != "forbidden"}
+            theirs = {k: v for k, v in asdict(decision.spec).items() if k != "forbidden"}
+            if mine != theirs:
+                diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+                raise PackageError(f"{layout.DECISION_DIR}/{layout.DECISION_SPEC}: its feature_spec differs from "
+                                   f"{layout.FEATURE_SPEC} in {diff}: the decide stage ran on other params than "
+                                   "the model (run `python -m hybridopt decide` again)")
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
     def from_dir(cls, model_dir: str | os.PathLike[str], config: RouterConfig | None = None) -> "Router":
-        """Load a model directory. `config` None: read its router_config.json (the package's)."""
+        """Load a model directory (with decision/ when present). `config` None: read its
+        router_config.json (the package's)."""
         d = Path(model_dir)
         if not d.is_dir():
             raise PackageError(f"{d}: no such model folder: train a model first (notebook 04_train)")
@@ -232,7 +275,13 @@ class Router:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"{d}/{ROUTER_CONFIG}: {exc!r}") from None
-        return cls(spec, model, docs[layout.STATIC_RULE], meta, cfg, version)
+        decision = None
+        if layout.decision_spec_path(d).is_file():
+            try:
+                decision = DecisionPolicy.from_dir(layout.decision_dir(d))
+            except DecisionSpecError as exc:
+                raise PackageError(str(exc)) from None
+        return cls(spec, model, docs[layout.STATIC_RULE], meta, cfg, version, decision)
 
     # -- one decision ---------------------------------------------------------------------------
     def parse(self, fields: Mapping[str, Any], now: datetime | None = None) -> RouteInput:
@@ -240,11 +289,13 @@ class Router:
         unknown = sorted(k for k in fields if k not in INPUT_FIELDS)
         if unknown:
             raise BadRequest(unknown[0], f"unknown field (allowed: {', '.join(INPUT_FIELDS)})")
-        workload = _category(fields, "workload_type", self.spec.workload_codes, required=True)
-        size = _size(fields.get("payload_size_kb"), self.config.max_payload_size_kb)
+        objective, completed = self._decision_fields(fields)
+        workload = category(fields, "workload_type", self.spec.workload_codes, required=True)
+        assert workload is not None
+        size = size_kb(fields.get("payload_size_kb"), self.config.max_payload_size_kb)
         sent_at = self._timestamp(fields, now)
         local_hour = sent_at.astimezone(self.tz).hour
-        window = _category(fields, "time_window", self.spec.time_window_codes, required=False)
+        window = category(fields, "time_window", self.spec.time_window_codes, required=False)
         window_source = "given"
         if window is None:
             window = self.spec.time_window_for_hour(local_hour)
@@ -256,7 +307,7 @@ class Router:
                                      f"{self.spec.time_window_hours}: give time_window")
                 window = nearest_time_window(self.spec.time_window_hours, local_hour)
                 window_source = "nearest"
-        pattern = _category(fields, "load_pattern", self.spec.load_pattern_codes, required=False)
+        pattern = category(fields, "load_pattern", self.spec.load_pattern_codes, required=False)
         pattern_source = "given"
         if pattern is None:
             pattern = self.config.window_load_patterns[window]
@@ -272,7 +323,22 @@ class Router:
         elif not isinstance(arm, str) or arm not in ARMS:
             raise BadRequest("arm", f"{arm!r} is not one of {list(ARMS)}")
         return RouteInput(workload, size, sent_at, window, window_source, pattern, pattern_source,
-                          arm, arm_source)
+                          arm, arm_source, objective, completed)
+
+    def _decision_fields(self, fields: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """`objective` and `completed`, which only the objective policy takes."""
+        if self.decision is None:
+            for name in DECISION_FIELDS:
+                if name in fields:
+                    raise BadRequest(name, "this router serves the plan's classifier only (its model folder "
+                                     "has no decision/: run the decide stage and package again)")
+            return DEFAULT_OBJECTIVE, ()
+        objective = fields.get("objective")
+        if objective is None:
+            objective = DEFAULT_OBJECTIVE
+        elif not isinstance(objective, str) or objective not in self.decision.objectives:
+            raise BadRequest("objective", f"{objective!r} is not one of {sorted(self.decision.objectives)}")
+        return objective, decision_ids(fields.get("completed"))
 
     def _timestamp(self, fields: Mapping[str, Any], now: datetime | None) -> datetime:
         name = "timestamp" if "timestamp" in fields else "sent_at"
@@ -290,7 +356,8 @@ class Router:
                              "(e.g. 2025-11-20T08:15:00+05:30)") from None
         return ts if ts.tzinfo is not None else ts.replace(tzinfo=self.tz)
 
-    def decide(self, inp: RouteInput) -> Decision:
+    def decide(self, inp: RouteInput, t_s: float | None = None) -> Decision:
+        """The decision for validated inputs; `t_s` is the load state's time (default: the clock)."""
         t0 = time.perf_counter()
         row = self.spec.row(inp.workload_type, inp.payload_size_kb, inp.sent_at, inp.time_window,
                             inp.load_pattern)
@@ -299,131 +366,47 @@ class Router:
         model_platform = self.positive_class if p_pos >= self.threshold else _other(self.positive_class)
         static_platform = self.static_rule[inp.workload_type]
         treatment = inp.arm == "treatment"
+        if self.decision is None:
+            elapsed_ms = (time.perf_counter() - t0) * 1000.0
+            return Decision(model_platform if treatment else static_platform, p_lambda, model_platform,
+                            static_platform, "model" if treatment else "static_rule", inp.arm,
+                            self.model_version, elapsed_ms, inp)
+        d = self.decision
+        ans = d.decide(inp.workload_type, inp.payload_size_kb, row, self.clock() if t_s is None else t_s, inp.arm,
+                       inp.objective, inp.completed)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        return Decision(model_platform if treatment else static_platform, p_lambda, model_platform,
-                        static_platform, "model" if treatment else "static_rule", inp.arm,
-                        self.model_version, elapsed_ms, inp)
+        return Decision(ans.platform, p_lambda, model_platform, static_platform,
+                        "objective" if treatment else "workload_rule", inp.arm, self.model_version, elapsed_ms,
+                        inp, ans, d.describe(inp.objective, inp.workload_type), d.version)
 
-    def route(self, fields: Mapping[str, Any], now: datetime | None = None) -> Decision:
-        return self.decide(self.parse(fields, now))
+    def route(self, fields: Mapping[str, Any], now: datetime | None = None, t_s: float | None = None) -> Decision:
+        return self.decide(self.parse(fields, now), t_s)
 
     def handle(self, event: object, now: datetime | None = None) -> dict[str, Any]:
         """Answer one Lambda event (API Gateway v1/v2 proxy or direct invocation)."""
         kind = event_kind(event)
         try:
             fields = request_fields(event, kind)
-            body: dict[str, Any] = self.route(fields, now).body()
+            if self.decision is not None and "completed" in fields and "workload_type" not in fields:
+                body = self._completions_only(fields)
+            else:
+                body = self.route(fields, now).body()
             status = 200
         except BadRequest as exc:
             status, body = 400, {"error": {"field": exc.field, "message": exc.message}}
         return respond(kind, status, body)
 
-
-# ------------------------------------------------------------------------------------------ events
-def event_kind(event: object) -> str:
-    """'v2' (HTTP API), 'v1' (REST API), or 'direct'."""
-    if isinstance(event, Mapping):
-        ctx = event.get("requestContext")
-        if event.get("version") == "2.0" and isinstance(ctx, Mapping) and isinstance(ctx.get("http"), Mapping):
-            return "v2"
-        if "httpMethod" in event and isinstance(ctx, Mapping):
-            return "v1"
-    return "direct"
+    def _completions_only(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A request that only reports completed decisions."""
+        assert self.decision is not None
+        extra = sorted(k for k in fields if k != "completed")
+        if extra:
+            raise BadRequest(extra[0], "a completion report (completed without workload_type) takes no other field")
+        counts = self.decision.complete(decision_ids(fields["completed"]))
+        return {**counts, "in_flight": self.decision.in_flight()}
 
 
-def request_fields(event: object, kind: str) -> dict[str, Any]:
-    """The input fields of an event (BadRequest for a wrong method, a bad body, ...)."""
-    if not isinstance(event, Mapping):  # only a direct invocation can be anything else
-        raise BadRequest("event", f"expected a JSON object, got {type(event).__name__}")
-    if kind == "direct":
-        return dict(event)
-    method = (event["requestContext"]["http"].get("method") if kind == "v2" else event.get("httpMethod"))
-    method = str(method or "").upper()
-    if method == "POST":
-        fields = _json_body(event)
-    elif method == "GET":
-        if event.get("body"):
-            raise BadRequest("body", "a GET request takes query-string parameters, not a body")
-        fields = dict(event.get("queryStringParameters") or {})
-    else:
-        raise BadRequest("method", f"{method or '(none)'} is not allowed (use POST with a JSON body "
-                         "or GET with query-string parameters)")
-    path_workload = (event.get("pathParameters") or {}).get("workload")
-    if path_workload is not None:
-        if "workload_type" in fields and fields["workload_type"] != path_workload:
-            raise BadRequest("workload_type", f"body says {fields['workload_type']!r} but the path "
-                             f"says {path_workload!r}")
-        fields["workload_type"] = path_workload
-    return fields
-
-
-def _json_body(event: Mapping[str, Any]) -> dict[str, Any]:
-    raw = event.get("body")
-    if raw is None or raw == "":
-        raise BadRequest("body", "missing: POST a JSON object such as "
-                         '{"workload_type": "lightweight_api", "payload_size_kb": 5}')
-    if not isinstance(raw, str):
-        raise BadRequest("body", f"expected a string, got {type(raw).__name__}")
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(raw, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise BadRequest("body", "isBase64Encoded is true but the body is not base64 of UTF-8 text") from None
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest("body", f"malformed JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("body", f"expected a JSON object, got {type(doc).__name__}")
-    return doc
-
-
-def respond(kind: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
-    if kind == "direct":
-        return {"statusCode": status, **body}
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
-            "isBase64Encoded": False, "body": json.dumps(body)}
-
-
-# ------------------------------------------------------------------------------------------ fields
-def _category(fields: Mapping[str, Any], name: str, codes: Mapping[str, int], required: bool) -> str | None:
-    value = fields.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(name, f"missing (expected one of {sorted(codes)})")
-        return None
-    if not isinstance(value, str) or value not in codes:
-        raise BadRequest(name, f"{value!r} is not one of {sorted(codes)}")
-    return value
-
-
-def _size(value: object, max_kb: float) -> float:
-    name = "payload_size_kb"
-    if value is None:
-        raise BadRequest(name, "missing (a number of kilobytes, e.g. 5 or 1024)")
-    if isinstance(value, bool):
-        raise BadRequest(name, f"{value!r} is not a number")
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise BadRequest(name, f"{value!r} is not a number") from None
-    elif isinstance(value, (int, float)):
-        try:
-            number = float(value)
-        except OverflowError:
-            raise BadRequest(name, "too large") from None
-    else:
-        raise BadRequest(name, f"{value!r} is not a number")
-    if not math.isfinite(number):
-        raise BadRequest(name, f"{value!r} is not a finite number")
-    if number < 0:
-        raise BadRequest(name, f"{number} is negative")
-    if number > max_kb:
-        raise BadRequest(name, f"{number} KB exceeds {max_kb} KB (the front doors' payload limit)")
-    return number
-
-
+# ------------------------------------------------------------------------------------------ helpers
 def _generic_names(names: list[str]) -> bool:
     """Names a library makes up when trained on a bare array (Column_0 / f0 ...)."""
     return all(re.fullmatch(r"(Column_|f)\d+", n) for n in names) and len(names) > 0

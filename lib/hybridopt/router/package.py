@@ -1,16 +1,20 @@
 """Build the router's Lambda zip: the handler, the model in its serving format, the feature spec,
-metadata and the router config, and the only third-party dependency (tzdata). No numpy, no
-compiled code, no pickle. Deterministic (sorted entries, fixed timestamps): the same inputs give
-the same bytes, so the CodeSha256 AWS reports identifies a build.
+metadata and the router config, the decide stage's serving set when the model folder has one, and
+the only third-party dependency (tzdata). No numpy, no native code, no pickle. Deterministic
+(sorted entries, fixed timestamps): the same inputs give the same bytes, so the CodeSha256 AWS
+reports identifies a build.
 
 Layout inside the zip (the Lambda handler string is `hybridopt.router.handler.lambda_handler`):
 
     hybridopt/__init__.py, errors.py, model_dir.py
     hybridopt/data/__init__.py, contract.py, features.py
-    hybridopt/router/__init__.py, handler.py, trees.py
+    hybridopt/decision/__init__.py, load_state.py, objective.py
+    hybridopt/router/__init__.py, events.py, handler.py, policy.py, trees.py
     tzdata/...                      IANA zone data (Lambda's runtime may lack /usr/share/zoneinfo)
     model/<model.txt|model.json>, feature_columns.json, feature_spec.json, static_rule.json,
           model_metadata.json, router_config.json, MANIFEST.json (sha256 of every file)
+    model/decision/decision_spec.json and the six outcome models it names (when present; the
+          decide stage's classifier refit stays out: the plan's classifier is model/<model file>)
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ from hybridopt.router.handler import (
     Router,
     RouterConfig,
 )
+from hybridopt.router.policy import DecisionSpecError, model_files
 
 if TYPE_CHECKING:
     from hybridopt.params import Params
 
 #: hybridopt modules the handler imports (a fresh-interpreter test proves this list is enough).
 SHIPPED_MODULES = ("__init__.py", "errors.py", "model_dir.py", "data/__init__.py", "data/contract.py",
-                   "data/features.py", "router/__init__.py", "router/handler.py", "router/trees.py")
+                   "data/features.py", "decision/__init__.py", "decision/load_state.py", "decision/objective.py",
+                   "router/__init__.py", "router/events.py", "router/handler.py", "router/policy.py",
+                   "router/trees.py")
 HANDLER = "hybridopt.router.handler.lambda_handler"
 ZIP_NAME = "hybridopt-router.zip"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -59,6 +66,9 @@ class PackageReport:
     handler: str
     synthetic_model: bool
     warnings: list[str]
+    policy: str = "classifier"            # objective (decision/ packaged) | classifier
+    decision_version: str | None = None
+    decision_bytes: int = 0               # decision/ files, unzipped
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,10 +144,30 @@ def stage(model_dir: Path, config: RouterConfig, out_dir: Path) -> None:
         if not src.is_file():
             raise PackageError(f"{src}: required model file is missing")
         shutil.copyfile(src, mdir / name)
+    _stage_decision(model_dir, mdir)
     (mdir / ROUTER_CONFIG).write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
     manifest = {p.relative_to(out_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(out_dir.rglob("*")) if p.is_file()}
     (mdir / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _stage_decision(model_dir: Path, mdir: Path) -> None:
+    """decision/decision_spec.json and the outcome models it names, when the model folder has them."""
+    spec = layout.decision_spec_path(model_dir)
+    if not spec.is_file():
+        return
+    try:
+        files = model_files(_json_object(spec), spec)
+    except DecisionSpecError as exc:
+        raise PackageError(str(exc)) from None
+    out = mdir / layout.DECISION_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spec, out / layout.DECISION_SPEC)
+    for name in sorted({f for fs in files.values() for f in fs.values()}):
+        src = layout.decision_dir(model_dir) / name
+        if not src.is_file():
+            raise PackageError(f"{src}: named in {spec} but missing: run `python -m hybridopt decide` again")
+        shutil.copyfile(src, out / name)
 
 
 def _zip(src_dir: Path, zip_path: Path) -> None:
@@ -173,6 +203,8 @@ def build_package(model_dir: str | Path, zip_path: str | Path, config: RouterCon
         n_files = sum(1 for p in staged.rglob("*") if p.is_file())
         serving = router.metadata["serving"]
         model_bytes = (staged / "model" / serving["file"]).stat().st_size
+        ddir = staged / "model" / layout.DECISION_DIR
+        decision_bytes = sum(p.stat().st_size for p in ddir.rglob("*") if p.is_file()) if ddir.is_dir() else 0
         _zip(staged, zip_path)
     size = zip_path.stat().st_size
     warnings = []
@@ -183,6 +215,10 @@ def build_package(model_dir: str | Path, zip_path: str | Path, config: RouterCon
         warnings.append(f"package is {size / 1e6:.1f} MB, over the {target_mb} MB aim")
     if router.metadata.get("synthetic"):
         warnings.append("the model is SYNTHETIC (trained on made-up contexts), not the trained router")
+    if router.decision is not None and (router.decision.doc.get("training") or {}).get("synthetic"):
+        warnings.append("the decision models are SYNTHETIC (hybridopt.testing), not the decide stage's")
     return PackageReport(str(zip_path), size, unzipped, n_files, str(serving["format"]), router.model_version,
                          model_bytes, hashlib.sha256(zip_path.read_bytes()).hexdigest(), HANDLER,
-                         bool(router.metadata.get("synthetic")), warnings)
+                         bool(router.metadata.get("synthetic")), warnings,
+                         "objective" if router.decision is not None else "classifier",
+                         router.decision.version if router.decision is not None else None, decision_bytes)

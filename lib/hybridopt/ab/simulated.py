@@ -1,0 +1,194 @@
+"""The A/B test at the plan's scale in virtual time: the profile's daily schedule, day after day,
+until `ab.simulate_requests` arrivals, a seeded random arm per arrival, routed by the router's own
+decision code, run on one platform model (`hybridopt.platforms.PlatformModel`).
+
+Objective policy (the model folder has decision/): CLOSED LOOP. One router (one load tracker, as
+the testbed proxy: both arms' requests pass through it) decides each arrival in time order, and the
+platform model runs the chosen platform's attempt through a small discrete-event loop:
+- before the router decides at time t, every attempt the platforms receive at or before t is
+  dispatched (in the order they arrive, per platform, as the model requires), and every attempt
+  whose client-side completion (`Outcome.completes_at_s`: the last response byte, or the client's
+  timeout) is at or before t is reported completed to the router;
+- the router reads its load features (arrivals strictly before t, in flight per platform), predicts,
+  chooses (treatment: the objective; control: the workload rule) and counts the attempt as sent;
+- the client sends at t (the router's own latency is not modelled: it is below a millisecond).
+So the load the router sees is the load its own routing made. Control arrivals skip the outcome
+boosters (they route by the rule and need no prediction); the plan's classifier's P(lambda) comes
+from its library on the feature frame (equal to the packaged evaluator, tests prove it).
+
+Classifier router (no decision/): open loop as before; arms by the classifier and the static rule,
+then `simulate.replay` runs only the chosen platform of each arrival.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybridopt.data.features import FeatureSpec
+from hybridopt.decision import capacity
+from hybridopt.params import Params
+from hybridopt.router.handler import Router
+from hybridopt.router.package import router_config
+
+CLOSED_LOOP = ("CLOSED LOOP in the simulator: one router decides every arrival in time order with its load "
+               "tracker fed the simulated arrivals and completions; the platform model runs the chosen attempts, so "
+               "the load is the routing's own. Not modelled: the router's own latency (< 1 ms), several routers "
+               "with separate trackers (Lambda execution environments), any clock skew between router and client.")
+
+
+def model_proba(model_dir: Path, X: pd.DataFrame) -> np.ndarray:
+    """P(positive) of the serving model on a feature frame, through its library (fast for 10^5 rows)."""
+    import json
+
+    from hybridopt import model_dir as layout
+
+    meta = json.loads((layout.metadata_path(Path(model_dir))).read_text())["serving"]
+    f = str(Path(model_dir) / meta["file"])
+    if meta["format"] == "lightgbm_text":
+        import lightgbm as lgb
+
+        return lgb.Booster(model_file=f).predict(X.to_numpy(np.float64))
+    import xgboost as xgb
+
+    b = xgb.Booster()
+    b.load_model(f)
+    return np.asarray(b.inplace_predict(X.to_numpy(np.float64)), dtype=np.float64)
+
+
+def simulated_arrivals(params: Params, n_requests: int, seed: int) -> pd.DataFrame:
+    """The profile's daily schedule, day after day, until n_requests arrivals (then cut)."""
+    from hybridopt.emulation.simulate import DEFAULT_START_DATE, generate_arrivals
+
+    frames, total, day = [], 0, 0
+    while total < n_requests:
+        a = generate_arrivals(params, seed + day, DEFAULT_START_DATE + timedelta(days=day))
+        if len(a) == 0:
+            raise ValueError("the profile's schedule generates no arrivals")
+        a["t_s"] = a["t_s"] + day * 86400.0
+        a["run_id"] = a["run_id"].astype(str) + f"-ab-d{day}"
+        frames.append(a)
+        total += len(a)
+        day += 1
+    arr = pd.concat(frames, ignore_index=True).sort_values("t_s", kind="stable").head(n_requests)
+    return arr.reset_index(drop=True)
+
+
+def _classifier(router: Router, model_dir: Path, arr: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(P(lambda), the classifier's platform is lambda) per arrival."""
+    spec: FeatureSpec = router.spec
+    ctx = arr[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
+    p_pos = model_proba(model_dir, spec.frame(ctx))
+    p_lambda = p_pos if router.positive_class == "lambda" else 1 - p_pos
+    return p_lambda, (p_pos >= router.threshold) == (router.positive_class == "lambda")
+
+
+def simulated_ab(params: Params, model_dir: Path, n_requests: int | None = None, seed: int | None = None,
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The A/B at the plan's scale in virtual time: (analysis frame, run facts)."""
+    n = n_requests or params.ab.simulate_requests
+    s = params.ab.seed if seed is None else seed
+    t0 = time.perf_counter()
+    arr = simulated_arrivals(params, n, s)
+    router = Router.from_dir(model_dir, router_config(params))
+    rng = np.random.default_rng([s, 3])
+    treat = rng.random(len(arr)) < params.ab.treatment_share
+    p_lambda, model_lambda = _classifier(router, Path(model_dir), arr)
+    if router.decision is None:
+        rows, extra = _open_loop(params, router, arr, treat, model_lambda, s)
+    else:
+        rows, extra = _closed_loop(params, router, arr, treat, s)
+    rows = rows.assign(arm=np.where(treat, "treatment", "control"), router_probability=p_lambda)
+    from hybridopt.ab.online import requests_frame
+
+    frame, bills = requests_frame(rows, params, extra.pop("timeline"), extra.pop("per_arrival"))
+    days = (arr["t_s"].max() - arr["t_s"].min()) / 86400.0 if len(arr) else 0.0
+    facts = {"requests": len(frame), "virtual_days": float(days), "seconds": round(time.perf_counter() - t0, 1),
+             "treatment_share": float(treat.mean()), "model_version": router.model_version,
+             "windows_per_day": len(params.time_windows), **extra,
+             "bills": bills.table.reset_index().to_dict(orient="records"), "bill_note": bills.table.attrs["note"],
+             "capacity_basis": bills.whole.capacity_basis}
+    return frame, facts
+
+
+def _open_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndarray, model_lambda: np.ndarray,
+               seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from hybridopt.emulation.simulate import replay
+
+    static_lambda = arr["workload_type"].map(router.static_rule).to_numpy() == "lambda"
+    to_lambda = np.where(treat, model_lambda, static_lambda)
+    rows = replay(params, arr.assign(platform=np.where(to_lambda, "lambda", "ecs")), seed)
+    return rows, {"policy": "classifier", "loop": "open", "timeline": None, "per_arrival": None}
+
+
+def _closed_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndarray, seed: int
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from hybridopt.emulation.simulate import DEFAULT_START_DATE, ENVELOPE_BYTES, outcome_rows
+    from hybridopt.platforms import PlatformModel
+
+    pol = router.decision
+    assert pol is not None
+    model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
+    a = arr
+    if not a["t_s"].is_monotonic_increasing:
+        raise ValueError("simulated arrivals must be in time order")
+    ctx = a[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
+    rows14 = pol.spec.frame(ctx).to_numpy(dtype=np.float64).tolist()
+    t = a["t_s"].to_numpy(dtype=np.float64).tolist()
+    work = a["workload_type"].astype(str).tolist()
+    kb = a["payload_size_kb"].to_numpy(dtype=np.float64).tolist()
+    nbytes = (np.rint(a["payload_size_kb"].to_numpy(dtype=np.float64) * 1024.0).astype(np.int64)
+              + ENVELOPE_BYTES).tolist()
+    arms = np.where(treat, "treatment", "control").tolist()
+    submit, dispatch, timeout = model.submit, model.dispatch, model.apply_client_timeout
+    pending: list[tuple[float, int, Any, str]] = []         # (dispatch_at_s, arrival, Pending, decision id)
+    done: list[tuple[float, int, str]] = []                # (completes_at_s, arrival, decision id)
+    outs: list[Any] = [None] * len(a)
+    platform_of: list[str] = [""] * len(a)
+    rec = {k: np.full(len(a), np.nan) for k in ("marginal_usd", "other_marginal_usd", "p50_ms", "p95_ms", "p_fail",
+                                                "workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs")}
+    objective_platform: list[str | None] = [None] * len(a)
+    rule_platform: list[str] = [""] * len(a)
+
+    def run_until(now: float) -> list[str]:
+        while pending and pending[0][0] <= now:
+            _, k, p, did = heapq.heappop(pending)
+            o = timeout(dispatch(p))
+            outs[k] = o
+            heapq.heappush(done, (o.completes_at_s, k, did))
+        finished = []
+        while done and done[0][0] <= now:
+            finished.append(heapq.heappop(done)[2])
+        return finished
+
+    for i in range(len(a)):
+        ti = t[i]
+        ans = pol.decide(work[i], kb[i], rows14[i], ti, arms[i], completed=run_until(ti),
+                         predict=arms[i] == "treatment")
+        p = submit(ti, ans.platform, work[i], nbytes[i])
+        heapq.heappush(pending, (p.dispatch_at_s, i, p, ans.decision_id))
+        platform_of[i] = ans.platform
+        rule_platform[i] = ans.rule_platform
+        other = "ecs" if ans.platform == "lambda" else "lambda"
+        rec["marginal_usd"][i] = ans.marginal_usd[ans.platform]
+        rec["other_marginal_usd"][i] = ans.marginal_usd[other]
+        for k in ("workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs"):
+            rec[k][i] = ans.load[k]
+        if ans.predictions is not None:
+            objective_platform[i] = ans.objective_platform
+            pr = ans.predictions[ans.platform]
+            rec["p50_ms"][i], rec["p95_ms"][i], rec["p_fail"][i] = pr.p50_ms, pr.p95_ms, pr.p_fail
+    run_until(float("inf"))
+    rows = outcome_rows(a.assign(platform=platform_of), list(range(len(a))), platform_of, outs, params.experiment)
+    midnight = datetime(DEFAULT_START_DATE.year, DEFAULT_START_DATE.month, DEFAULT_START_DATE.day, tzinfo=params.tz)
+    timeline = capacity.from_model(model.ecs, midnight.timestamp())
+    per_arrival = pd.DataFrame({**rec, "objective_platform": objective_platform, "workload_rule_platform": rule_platform})
+    return rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP, "timeline": timeline,
+                  "per_arrival": per_arrival, "model_out_of_order": int(model.out_of_order),
+                  "completions": dict(pol.completions), "decision_version": pol.version}
