@@ -46,6 +46,7 @@ def test_notebook_follows_the_house_rules() -> None:
 
 @pytest.mark.slow
 @pytest.mark.needs_shared_data
+@pytest.mark.timeout(1800)  # a fresh clone validates the platform model on the real logs first: ~7 CPU-minutes
 def test_notebook_summarises_legacy_logs(tmp_path: Path) -> None:
     nb = _run("thesis-2025-11", tmp_path)
     text = _text(nb)
