@@ -1,4 +1,4 @@
-"""Training library (issue 5): splits, verdicts, noise ceiling, decision quality, selection, tuning
+"""Training library: splits, verdicts, noise ceiling, decision quality, selection, tuning
 budget, surrogate rules. Fast; the end-to-end runs are in test_modeling_pipeline.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training, evaluation and explanation of the placement classifiers (issue 5).
+"""Training, evaluation and explanation of the placement classifiers.
 
 Modules, in the order the training notebook uses them:
 - `data`       feature matrix (leak-guarded), target, pair groups, training categories
