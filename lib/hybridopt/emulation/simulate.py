@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ import pandas as pd
 
 from hybridopt.data import contract
 from hybridopt.params import Params
-from hybridopt.platforms import PlatformModel
+from hybridopt.platforms import PlatformModel, batch
 from hybridopt.platforms.outcome import Outcome, Pending
 
 SOURCE = "simulator"
@@ -144,9 +145,13 @@ def iso_local(sent_at: pd.Series) -> np.ndarray:
     return np.array([t + labels[m] for t, m in zip(text.tolist(), offset_min.tolist())], dtype=object)
 
 
-def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> pd.DataFrame:
+def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, fast: bool = True) -> pd.DataFrame:
     """Send every arrival (platform lambda, ecs or both) through `model` in time order and return the
-    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair."""
+    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair.
+
+    `fast` runs the whole table at once (hybridopt.platforms.batch: the same model, random stream and
+    rows); `fast=False` goes request by request through PlatformModel.submit / dispatch /
+    apply_client_timeout."""
     if len(arrivals) == 0:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     missing = [c for c in ARRIVAL_COLUMNS if c not in arrivals.columns]
@@ -167,18 +172,28 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
         raise ValueError("arrivals.payload_size_kb must be finite and >= 0")
     plat = a["platform"].to_numpy(dtype=object)
     work = a["workload_type"].to_numpy(dtype=object)
-    nbytes = (np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES).tolist()
+    nbytes = np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES
+    if fast:
+        # one request per platform of each arrival, lambda before ecs within a pair
+        both = plat == "both"
+        reps = np.where(both, 2, 1)
+        idx = np.repeat(np.arange(len(a)), reps)
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = idx[1:] != idx[:-1]
+        platform_of = np.where(both[idx], np.where(first, "lambda", "ecs"), plat[idx].astype(str)).astype(object)
+        cols = batch.run_batch(model, t[idx], platform_of, work[idx], nbytes[idx])
+        return rows_from_columns(a, idx, platform_of, cols, experiment)
 
     # client side in send order, platform side in dispatch order
     submit = model.submit
     pend: list[tuple[float, int, Pending]] = []
     arrival_of: list[int] = []
-    platform_of: list[str] = []
-    for i, (ti, pl, w, nb) in enumerate(zip(t.tolist(), plat.tolist(), work.tolist(), nbytes)):
+    platform_of_l: list[str] = []
+    for i, (ti, pl, w, nb) in enumerate(zip(t.tolist(), plat.tolist(), work.tolist(), nbytes.tolist())):
         for p in (("lambda", "ecs") if pl == "both" else (pl,)):
             pend.append((0.0, len(arrival_of), submit(ti, p, w, nb)))
             arrival_of.append(i)
-            platform_of.append(p)
+            platform_of_l.append(p)
     model.settle()                      # a shared uplink: every upload gets its final length
     pend = [(x[2].dispatch_at_s, x[1], x[2]) for x in pend]
     pend.sort(key=lambda x: (x[0], x[1]))
@@ -186,18 +201,35 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
     dispatch, timeout = model.dispatch, model.apply_client_timeout
     for _, k, p in pend:
         outs[k] = timeout(dispatch(p))
-    return outcome_rows(a, arrival_of, platform_of, outs, experiment)
+    return outcome_rows(a, arrival_of, platform_of_l, outs, experiment)
+
+
+#: The Outcome fields a contract row takes.
+OUTCOME_FIELDS = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms",
+                  "cold_start", "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id",
+                  "actual_payload_size_kb")
 
 
 def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str], outs: list[Outcome],
                  experiment: str) -> pd.DataFrame:
     """Contract rows (columns ROW_COLUMNS) of outcomes: `outs[k]` is the attempt of arrival
     `arrival_of[k]` (a row of `a`, sorted by t_s) on `platform_of[k]`."""
+    get = operator.attrgetter(*OUTCOME_FIELDS)
+    cols = dict(zip(OUTCOME_FIELDS, (list(c) for c in zip(*[get(o) for o in outs]))))
+    return rows_from_columns(a, arrival_of, platform_of, cols, experiment)
+
+
+def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, platform_of: Sequence[str] | np.ndarray,
+                      cols: Mapping[str, Sequence[Any] | np.ndarray], experiment: str) -> pd.DataFrame:
+    """Contract rows (columns ROW_COLUMNS) of outcomes given as columns (OUTCOME_FIELDS; None or NaN
+    where a value is unknown): entry k is the attempt of arrival `arrival_of[k]` (a row of `a`, sorted by
+    t_s) on `platform_of[k]`."""
     kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
     work = a["workload_type"].to_numpy(dtype=object)
     plat = a["platform"].to_numpy(dtype=object)
     idx = np.asarray(arrival_of, dtype=np.int64)
-    is_lambda = np.asarray([p == "lambda" for p in platform_of])
+    platform_of = list(platform_of)
+    is_lambda = np.asarray([p == "lambda" for p in platform_of], dtype=bool)
     run = a["run_id"].to_numpy(dtype=object)[idx]
     seq = np.char.zfill(idx.astype(str), 6).astype(object)
     if "pair_id" in a:
@@ -207,19 +239,18 @@ def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str],
         pair = np.where(both, run + "-" + seq, None)
     rid = run + "-" + seq + np.where(is_lambda, "-L", "-E").astype(object)
     nan = float("nan")
-    names = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
-             "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id", "actual_payload_size_kb")
-    get = operator.attrgetter(*names)
-    cols = dict(zip(names, zip(*[get(o) for o in outs])))
 
     def col(name: str) -> list:
         return list(cols[name])
 
     def fcol(name: str) -> np.ndarray:
-        return np.array([nan if v is None else v for v in cols[name]], dtype=np.float64)
+        v = cols[name]
+        if isinstance(v, np.ndarray) and v.dtype == np.float64:
+            return v
+        return np.array([nan if x is None else x for x in v], dtype=np.float64)
 
     status = col("http_status")
-    got = np.array([s is not None for s in status])
+    got = np.array([s is not None for s in status], dtype=bool)
     df = pd.DataFrame({
         "schema_version": contract.SCHEMA_VERSION, "request_id": rid, "pair_id": pair,
         "experiment": experiment, "run_id": run, "source": SOURCE, "platform": platform_of,
@@ -241,7 +272,7 @@ def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str],
     return df
 
 
-def replay(params: Params, arrivals: pd.DataFrame, seed: int) -> pd.DataFrame:
+def replay(params: Params, arrivals: pd.DataFrame, seed: int, *, fast: bool = True) -> pd.DataFrame:
     """Run an arrival table on a fresh model seeded with `seed` and return contract rows as a frame.
 
     arrivals columns: t_s (model seconds, one clock for the whole table: runs far apart in t_s behave
@@ -249,7 +280,7 @@ def replay(params: Params, arrivals: pd.DataFrame, seed: int) -> pd.DataFrame:
     time_window, load_pattern, run_id, sent_at (ISO string or tz-aware timestamp); optional pair_id,
     phase, scheduled_rate_rps. Rows come back in arrival order (sorted by t_s)."""
     model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
-    return run_model(model, arrivals, params.experiment)
+    return run_model(model, arrivals, params.experiment, fast=fast)
 
 
 @dataclass
@@ -261,12 +292,12 @@ class SimulationResult:
     elapsed_s: float
 
 
-def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE) -> SimulationResult:
+def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE, *, fast: bool = True) -> SimulationResult:
     """The profile's full schedule on one model (paired: every arrival goes to both platforms)."""
     t0 = time.perf_counter()
     arrivals = generate_arrivals(params, seed, start_date)
     model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
-    rows = run_model(model, arrivals, params.experiment)
+    rows = run_model(model, arrivals, params.experiment, fast=fast)
     return SimulationResult(rows, model, schedule(params, seed, start_date), len(arrivals),
                             time.perf_counter() - t0)
 
