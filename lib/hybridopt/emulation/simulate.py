@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hybridopt.data import contract
 from hybridopt.params import Params
@@ -225,19 +226,17 @@ def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, p
     where a value is unknown): entry k is the attempt of arrival `arrival_of[k]` (a row of `a`, sorted by
     t_s) on `platform_of[k]`."""
     kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
-    work = a["workload_type"].to_numpy(dtype=object)
-    plat = a["platform"].to_numpy(dtype=object)
     idx = np.asarray(arrival_of, dtype=np.int64)
+    il = idx.tolist()
     platform_of = list(platform_of)
-    is_lambda = np.asarray([p == "lambda" for p in platform_of], dtype=bool)
-    run = a["run_id"].to_numpy(dtype=object)[idx]
-    seq = np.char.zfill(idx.astype(str), 6).astype(object)
+    is_lambda = [p == "lambda" for p in platform_of]
+    base = [r + f"-{i:06d}" for i, r in enumerate(a["run_id"].to_numpy(dtype=object).tolist())]  # run-seq
     if "pair_id" in a:
-        pair = a["pair_id"].to_numpy(dtype=object)[idx]
+        pair = _take(a["pair_id"], idx)
     else:
-        both = plat[idx] == "both"
-        pair = np.where(both, run + "-" + seq, None)
-    rid = run + "-" + seq + np.where(is_lambda, "-L", "-E").astype(object)
+        both = (a["platform"].to_numpy(dtype=object) == "both").tolist()
+        pair = _str([base[i] if both[i] else None for i in il])
+    rid = _str([base[i] + ("-L" if lam else "-E") for i, lam in zip(il, is_lambda)])
     nan = float("nan")
 
     def col(name: str) -> list:
@@ -253,23 +252,49 @@ def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, p
     got = np.array([s is not None for s in status], dtype=bool)
     df = pd.DataFrame({
         "schema_version": contract.SCHEMA_VERSION, "request_id": rid, "pair_id": pair,
-        "experiment": experiment, "run_id": run, "source": SOURCE, "platform": platform_of,
-        "workload_type": work[idx], "target_payload_size_kb": kb[idx],
-        "time_window": a["time_window"].to_numpy(dtype=object)[idx],
-        "load_pattern": a["load_pattern"].to_numpy(dtype=object)[idx],
-        "phase": (a["phase"].to_numpy(dtype=object)[idx] if "phase" in a else None),
+        "experiment": experiment, "run_id": _take(a["run_id"], idx), "source": SOURCE,
+        "platform": _str(platform_of), "workload_type": _take(a["workload_type"], idx),
+        "target_payload_size_kb": kb[idx],
+        "time_window": _take(a["time_window"], idx), "load_pattern": _take(a["load_pattern"], idx),
+        "phase": (_take(a["phase"], idx) if "phase" in a else None),
         "scheduled_rate_rps": (a["scheduled_rate_rps"].to_numpy(dtype=np.float64)[idx]
                                if "scheduled_rate_rps" in a else nan),
-        "sent_at": iso_local(a["sent_at"])[idx],
-        "http_status": pd.array(status, dtype="Int64"), "error": col("error"),
+        "sent_at": _str(iso_local(a["sent_at"]).tolist(), idx),
+        "http_status": pd.array(status, dtype="Int64"), "error": _str(col("error")),
         "upload_ms": fcol("upload_ms"), "first_byte_ms": fcol("first_byte_ms"), "total_ms": fcol("total_ms"),
         "execution_time_ms": fcol("execution_time_ms"),
         "cold_start": pd.array(col("cold_start"), dtype="boolean"),
         "init_duration_ms": fcol("init_duration_ms"), "billed_duration_ms": fcol("billed_duration_ms"),
-        "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": col("instance_id"),
+        "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": _str(col("instance_id")),
         "actual_payload_size_kb": np.where(got, fcol("actual_payload_size_kb"), nan),
     }, columns=list(ROW_COLUMNS))
     return df
+
+
+_STR_DTYPE = pd.Series(["x"]).dtype     # what pandas infers for a column of strings
+
+
+def _str(values: list[Any], idx: np.ndarray | None = None) -> Any:
+    """`values` (at `idx`, if given) as the column pandas would infer from them, built through pyarrow
+    when they are strings and None (a str column), else as an object array for pandas to infer."""
+    try:
+        arr = pa.array(values, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = None
+    if arr is None or arr.null_count == len(arr) or _STR_DTYPE == object:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out if idx is None else out[idx]
+    if idx is not None:
+        arr = arr.take(pa.array(idx))
+    return pd.array(arr, dtype=_STR_DTYPE)
+
+
+def _take(s: pd.Series, idx: np.ndarray) -> Any:
+    """The values of `s` at positions `idx`, as the column pandas would infer from them."""
+    if s.dtype == _STR_DTYPE and _STR_DTYPE != object and s.notna().any():
+        return s.array.take(idx)
+    return s.to_numpy(dtype=object)[idx]
 
 
 def replay(params: Params, arrivals: pd.DataFrame, seed: int, *, fast: bool = True) -> pd.DataFrame:
