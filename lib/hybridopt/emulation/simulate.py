@@ -222,8 +222,8 @@ def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str],
 
 def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, platform_of: Sequence[str] | np.ndarray,
                       cols: Mapping[str, Sequence[Any] | np.ndarray], experiment: str) -> pd.DataFrame:
-    """Contract rows (columns ROW_COLUMNS) of outcomes given as columns (OUTCOME_FIELDS; None or NaN
-    where a value is unknown): entry k is the attempt of arrival `arrival_of[k]` (a row of `a`, sorted by
+    """Contract rows (columns ROW_COLUMNS) of outcomes given as columns (OUTCOME_FIELDS; None, NaN or a
+    pandas nullable array's NA where a value is unknown): entry k is the attempt of arrival `arrival_of[k]` (a row of `a`, sorted by
     t_s) on `platform_of[k]`."""
     kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
     idx = np.asarray(arrival_of, dtype=np.int64)
@@ -248,8 +248,17 @@ def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, p
             return v
         return np.array([nan if x is None else x for x in v], dtype=np.float64)
 
-    status = col("http_status")
-    got = np.array([s is not None for s in status], dtype=bool)
+    status = cols["http_status"]
+    if isinstance(status, pd.api.extensions.ExtensionArray):
+        http = status.astype("Int64")
+        got = ~np.asarray(status.isna(), dtype=bool)
+    else:
+        status = list(status)
+        http = pd.array(status, dtype="Int64")
+        got = np.array([s is not None for s in status], dtype=bool)
+    cold = cols["cold_start"]
+    cold = cold.astype("boolean") if isinstance(cold, pd.api.extensions.ExtensionArray) else pd.array(
+        list(cold), dtype="boolean")
     df = pd.DataFrame({
         "schema_version": contract.SCHEMA_VERSION, "request_id": rid, "pair_id": pair,
         "experiment": experiment, "run_id": _take(a["run_id"], idx), "source": SOURCE,
@@ -260,10 +269,10 @@ def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, p
         "scheduled_rate_rps": (a["scheduled_rate_rps"].to_numpy(dtype=np.float64)[idx]
                                if "scheduled_rate_rps" in a else nan),
         "sent_at": _str(iso_local(a["sent_at"]).tolist(), idx),
-        "http_status": pd.array(status, dtype="Int64"), "error": _str(col("error")),
+        "http_status": http, "error": _str(col("error")),
         "upload_ms": fcol("upload_ms"), "first_byte_ms": fcol("first_byte_ms"), "total_ms": fcol("total_ms"),
         "execution_time_ms": fcol("execution_time_ms"),
-        "cold_start": pd.array(col("cold_start"), dtype="boolean"),
+        "cold_start": cold,
         "init_duration_ms": fcol("init_duration_ms"), "billed_duration_ms": fcol("billed_duration_ms"),
         "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": _str(col("instance_id")),
         "actual_payload_size_kb": np.where(got, fcol("actual_payload_size_kb"), nan),

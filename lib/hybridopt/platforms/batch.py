@@ -16,12 +16,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hybridopt.data.contract import error_kind_for_status
 from hybridopt.platforms.fargate import RESTART_AFTER_S
 from hybridopt.platforms.model import PlatformModel
+from hybridopt.platforms.network import ClientNetwork
 
 #: The columns `run_batch` returns (one entry per request, in the order given).
 COLUMNS = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
@@ -48,19 +51,7 @@ def _network(model: PlatformModel, t: np.ndarray, is_lambda: np.ndarray, nbytes:
         rtt = np.where(q > 0.0, rtt + q, rtt)
     factor = np.where(is_lambda, c.tcp_rtts + c.tls_rtts, c.tcp_rtts + 0.0)
     connect = c.dns_s + rtt * factor
-    # ClientNetwork.wire_s, element by element: slow start until the window covers the bandwidth-delay product
-    remaining = (nbytes + c.header_bytes).astype(np.float64)
-    bw = c.bandwidth_bps
-    bdp = bw * rtt
-    cwnd = np.full(n, float(c.initcwnd_bytes))
-    waited = np.zeros(n)
-    active = (cwnd < bdp) & (remaining > cwnd)
-    while active.any():
-        remaining = np.where(active, remaining - cwnd, remaining)
-        waited = np.where(active, waited + rtt, waited)
-        cwnd = np.where(active, cwnd * 2.0, cwnd)
-        active &= (cwnd < bdp) & (remaining > cwnd)
-    upload = waited + remaining / bw
+    upload = _wire_s(c, (nbytes + c.header_bytes).astype(np.float64), rtt)
     if c.inflation_form == "additive":
         inflation = q
     elif c.inflation_form == "multiplicative":
@@ -70,11 +61,29 @@ def _network(model: PlatformModel, t: np.ndarray, is_lambda: np.ndarray, nbytes:
     return rtt, connect, upload, inflation
 
 
+def _wire_s(c: ClientNetwork, n_bytes: np.ndarray, rtt: np.ndarray) -> np.ndarray:
+    """ClientNetwork.wire_s element by element: slow start until the window covers the bandwidth-delay
+    product, then the upload bandwidth."""
+    remaining = n_bytes
+    bw = c.bandwidth_bps
+    bdp = bw * rtt
+    cwnd = np.full(len(rtt), float(c.initcwnd_bytes))
+    waited = np.zeros(len(rtt))
+    active = (cwnd < bdp) & (remaining > cwnd)
+    while active.any():
+        remaining = np.where(active, remaining - cwnd, remaining)
+        waited = np.where(active, waited + rtt, waited)
+        cwnd = np.where(active, cwnd * 2.0, cwnd)
+        active &= (cwnd < bdp) & (remaining > cwnd)
+    return waited + remaining / bw
+
+
 def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform: Sequence[str],
-              workload_type: Sequence[str], payload_bytes: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+              workload_type: Sequence[str], payload_bytes: Sequence[int] | np.ndarray) -> dict[str, Any]:
     """Send request i (`platform[i]` "lambda" | "ecs", `workload_type[i]`, `payload_bytes[i]` bytes, a new
     connection) at `t_s[i]` (non-decreasing) and return what the client logs of each, as columns (COLUMNS,
-    the outcome after the client's timeout; NaN / None where the per-request Outcome has None)."""
+    the outcome after the client's timeout: float arrays with NaN, nullable Int64 / boolean arrays and
+    lists with None where the per-request Outcome has None)."""
     t = np.asarray(t_s, dtype=np.float64)
     n = len(t)
     plats = np.asarray(platform, dtype=object)
@@ -146,7 +155,7 @@ def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform:
     pz = [0.0] * n
     nan = math.nan
     exec_ms, init_ms, billed, mem_limit = [nan] * n, [nan] * n, [nan] * n, [nan] * n
-    cold: list[bool | None] = [None] * n
+    cold = [-1] * n                         # -1 unknown, 0 warm, 1 cold
     instance: list[str | None] = [None] * n
     dl, tl, rl, nbl, wl, bl, isl = (disp.tolist(), t.tolist(), rtt.tolist(), nb.tolist(), widx.tolist(),
                                     body_at.tolist(), is_l.tolist())
@@ -170,7 +179,14 @@ def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform:
     gw_timeout_ms, gw_timeout_s = lp._timeout_s * 1000.0, lp._timeout_s
     half, idle_s, buffers, window = ep._alb_half_s, ep._idle_s, ep._buffers, ep._window_bytes
     closes, sample_s, header_b = ep._closes_on_client_close, ep._sample_s, c.header_bytes
-    wire_s = c.wire_s
+    # the stall arithmetic's upload pieces (ClientNetwork.wire_s) for every request that can stall
+    stall_w = np.zeros(n)
+    stall_rest = np.zeros(n)
+    if not buffers:
+        can = ~is_l & (nb + header_b > window)
+        stall_w[can] = _wire_s(c, np.full(int(can.sum()), float(window)), rtt[can])
+        stall_rest[can] = _wire_s(c, (nb[can] + header_b - window).astype(np.float64), rtt[can])
+    sw, sr = stall_w.tolist(), stall_rest.tolist()
     for k in todo:
         d = dl[k]
         if isl[k]:
@@ -239,7 +255,7 @@ def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform:
             else:
                 st[k], resp[k] = s, t_inv + lam_ms / 1000.0 + gw_half
                 if s == 200:
-                    exec_ms[k], cold[k] = ms, is_cold
+                    exec_ms[k], cold[k] = ms, 1 if is_cold else 0
                     if is_cold:
                         init_ms[k] = init
                     billed[k] = float(ceil(duration + (init if (is_cold and bill_init) else 0.0)))
@@ -294,9 +310,9 @@ def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform:
             heappush(svc._queued, start)
             n_bytes = nbl[k] + header_b
             if not buffers and n_bytes > window:
-                stall_s = start - (t_target + wire_s(window, rtt_k))
+                stall_s = start - (t_target + sw[k])
                 if stall_s > RESTART_AFTER_S:
-                    t_done = start + rtt_k + wire_s(n_bytes - window, rtt_k)
+                    t_done = start + rtt_k + sr[k]
                     pause_s = max(0.0, t_done - t_body)
                 else:
                     pause_s = max(0.0, stall_s)
@@ -359,7 +375,7 @@ def _cpu_ms(services: list, widx: np.ndarray, nb: np.ndarray, share: bool) -> li
 def _client_view(model: PlatformModel, t: np.ndarray, is_l: np.ndarray, nb: np.ndarray, connect: np.ndarray,
                  upload: np.ndarray, rtt: np.ndarray, inflation: np.ndarray, status: np.ndarray,
                  response_at: np.ndarray, pause: np.ndarray, exec_ms: list, cold: list, init_ms: list,
-                 billed: list, mem_limit: list, instance: list) -> dict[str, np.ndarray]:
+                 billed: list, mem_limit: list, instance: list) -> dict[str, Any]:
     """What the client logs: the platforms' `_finish` and `client_timeout`, then `apply_client_timeout`."""
     limit_ms = model.client.request_timeout_s * 1000.0
     up_s = upload + pause
@@ -377,20 +393,19 @@ def _client_view(model: PlatformModel, t: np.ndarray, is_l: np.ndarray, nb: np.n
     total_ms = np.where(gone, limit_ms, total_ms)
     errors = {int(s): error_kind_for_status(int(s)) for s in np.unique(status) if s != _TIMEOUT}
     errors[_TIMEOUT] = "timeout"
-    st = status.tolist()
-    gl = gone.tolist()
-    http: list[int | None] = [None if g else s for s, g in zip(st, gl)]
-    error = ["timeout" if g else errors[s] for s, g in zip(st, gl)]
+    error = [errors[s] for s in np.where(gone, _TIMEOUT, status).tolist()]
     keep = ~gone
+    cold_a = np.asarray(cold, dtype=np.int8)
+    gl = gone.tolist()
     out = {
-        "http_status": http, "error": error, "upload_ms": upload_ms, "first_byte_ms": first_byte_ms,
+        "http_status": pd.arrays.IntegerArray(np.where(gone, 0, status), gone.copy()), "error": error, "upload_ms": upload_ms, "first_byte_ms": first_byte_ms,
         "total_ms": total_ms,
         "execution_time_ms": np.where(keep, np.asarray(exec_ms, dtype=np.float64), np.nan),
-        "cold_start": [None if g else v for v, g in zip(cold, gl)],
+        "cold_start": pd.arrays.BooleanArray(cold_a == 1, gone | (cold_a < 0)),
         "init_duration_ms": np.where(keep, np.asarray(init_ms, dtype=np.float64), np.nan),
         "billed_duration_ms": np.where(keep, np.asarray(billed, dtype=np.float64), np.nan),
         "memory_limit_mb": np.where(keep, np.asarray(mem_limit, dtype=np.float64), np.nan),
         "instance_id": [None if g else v for v, g in zip(instance, gl)],
         "actual_payload_size_kb": np.where(keep, nb / 1024.0, np.nan),
     }
-    return out  # type: ignore[return-value]
+    return out
