@@ -25,6 +25,7 @@ from hybridopt.data.contract import error_kind_for_status
 from hybridopt.platforms.fargate import RESTART_AFTER_S
 from hybridopt.platforms.model import PlatformModel
 from hybridopt.platforms.network import ClientNetwork
+from hybridopt.platforms.outcome import Pending
 
 #: The columns `run_batch` returns (one entry per request, in the order given).
 COLUMNS = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
@@ -129,6 +130,9 @@ def run_batch(model: PlatformModel, t_s: Sequence[float] | np.ndarray, platform:
             up.add(s0, b, a, dl, owner=i)
         up.settle()
         stretched = [(f.owner, f.upload_s()) for f in up.finished if isinstance(f.owner, int) and f.stretched]
+        for f in up.finished:            # requests submitted one by one before this batch
+            if isinstance(f.owner, Pending) and f.stretched:
+                model._set_upload(f.owner, f.upload_s())
         up.finished.clear()
         if stretched:
             idx = np.array([s[0] for s in stretched], dtype=np.int64)
