@@ -54,7 +54,8 @@ def main() -> int:
     res = None
     for _ in range(args.runs):
         c0 = time.thread_time()
-        res = simulate.simulate(params, args.seed, fast=not args.per_request)
+        res = (simulate.simulate(params, args.seed, fast=False) if args.per_request
+               else simulate.simulate(params, args.seed))
         cpu_runs_s.append(time.thread_time() - c0)
         runs_s.append(res.elapsed_s)
     assert res is not None

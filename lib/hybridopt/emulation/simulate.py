@@ -4,7 +4,10 @@
 its load pattern's phases), sends every generated payload to Lambda and to ECS at the same moment with
 one pair_id, and returns contract rows (source "simulator"). `replay(params, arrivals, seed)` runs a
 given arrival table instead (the calibration replays the real AWS runs with it). Both drive the very
-same `PlatformModel` class as the testbed; only the clock differs.
+same `PlatformModel` class as the testbed; only the clock differs. By default the whole table goes
+through `hybridopt.platforms.batch` at once (the same model objects, random stream and rows as sending
+the requests one by one through PlatformModel.submit / dispatch / apply_client_timeout, which
+`fast=False` does).
 
 Arrivals follow Artillery's phase semantics (@artilleryio/int-core lib/phases.js): a constant
 `arrivalRate` spaces arrivals evenly at 1/rate; a `rampTo` phase runs one-second periods whose arrival
