@@ -82,15 +82,17 @@ class LambdaFunction:
         busy = self.busy
         if not busy or busy[0][0] > t:
             return
-        pop, u, idle = heapq.heappop, self._draws.u, self.idle
+        pop, draws, idle = heapq.heappop, self._draws, self.idle
         halving, period, timeout = self._halving, self._halving_s, self._idle_timeout_s
         while busy and busy[0][0] <= t:
             end, _, env = pop(busy)
             env.idle_since = end
             if halving:
                 k = 1
-                while u() < 0.5:
+                buf = draws._u                   # Draws.u without the call (refilled by it when empty)
+                while (buf.pop() if buf else draws.u()) < 0.5:
                     k += 1
+                    buf = draws._u
                 env.expires_at = end + k * period
             else:
                 env.expires_at = end + timeout
