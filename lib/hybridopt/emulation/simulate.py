@@ -208,10 +208,8 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, 
     return outcome_rows(a, arrival_of, platform_of_l, outs, experiment)
 
 
-#: The Outcome fields a contract row takes.
-OUTCOME_FIELDS = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms",
-                  "cold_start", "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id",
-                  "actual_payload_size_kb")
+#: The Outcome fields a contract row takes (the columns the batch path returns).
+OUTCOME_FIELDS = batch.COLUMNS
 
 
 def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str], outs: list[Outcome],

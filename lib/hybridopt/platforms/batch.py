@@ -27,7 +27,8 @@ from hybridopt.platforms.model import PlatformModel
 from hybridopt.platforms.network import ClientNetwork
 from hybridopt.platforms.outcome import Pending
 
-#: The columns `run_batch` returns (one entry per request, in the order given).
+#: The columns `run_batch` returns (one entry per request, in the order given): the Outcome fields a
+#: contract row takes.
 COLUMNS = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
            "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id", "actual_payload_size_kb")
 _TIMEOUT = 0     # status code of a request the client gave up on (no HTTP status)
