@@ -29,10 +29,10 @@ import json
 import math
 import operator
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,8 +224,8 @@ def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str],
 def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, platform_of: Sequence[str] | np.ndarray,
                       cols: Mapping[str, Sequence[Any] | np.ndarray], experiment: str) -> pd.DataFrame:
     """Contract rows (columns ROW_COLUMNS) of outcomes given as columns (OUTCOME_FIELDS; None, NaN or a
-    pandas nullable array's NA where a value is unknown): entry k is the attempt of arrival `arrival_of[k]` (a row of `a`, sorted by
-    t_s) on `platform_of[k]`."""
+    pandas nullable array's NA where a value is unknown): entry k is the attempt of arrival
+    `arrival_of[k]` (a row of `a`, sorted by t_s) on `platform_of[k]`."""
     kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
     idx = np.asarray(arrival_of, dtype=np.int64)
     il = idx.tolist()
