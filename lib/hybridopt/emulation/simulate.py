@@ -327,8 +327,10 @@ class SimulationResult:
     elapsed_s: float
 
 
-def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE, *, fast: bool = True) -> SimulationResult:
-    """The profile's full schedule on one model (paired: every arrival goes to both platforms)."""
+def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE, *,
+             fast: bool = True) -> SimulationResult:
+    """The profile's full schedule on one model (paired: every arrival goes to both platforms); `fast` as
+    in run_model."""
     t0 = time.perf_counter()
     arrivals = generate_arrivals(params, seed, start_date)
     model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))

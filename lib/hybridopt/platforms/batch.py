@@ -402,9 +402,9 @@ def _client_view(model: PlatformModel, t: np.ndarray, is_l: np.ndarray, nb: np.n
     keep = ~gone
     cold_a = np.asarray(cold, dtype=np.int8)
     gl = gone.tolist()
-    out = {
-        "http_status": pd.arrays.IntegerArray(np.where(gone, 0, status), gone.copy()), "error": error, "upload_ms": upload_ms, "first_byte_ms": first_byte_ms,
-        "total_ms": total_ms,
+    return {
+        "http_status": pd.arrays.IntegerArray(np.where(gone, 0, status), gone.copy()), "error": error,
+        "upload_ms": upload_ms, "first_byte_ms": first_byte_ms, "total_ms": total_ms,
         "execution_time_ms": np.where(keep, np.asarray(exec_ms, dtype=np.float64), np.nan),
         "cold_start": pd.arrays.BooleanArray(cold_a == 1, gone | (cold_a < 0)),
         "init_duration_ms": np.where(keep, np.asarray(init_ms, dtype=np.float64), np.nan),
@@ -413,4 +413,3 @@ def _client_view(model: PlatformModel, t: np.ndarray, is_l: np.ndarray, nb: np.n
         "instance_id": [None if g else v for v, g in zip(instance, gl)],
         "actual_payload_size_kb": np.where(keep, nb / 1024.0, np.nan),
     }
-    return out
