@@ -4,7 +4,10 @@
 its load pattern's phases), sends every generated payload to Lambda and to ECS at the same moment with
 one pair_id, and returns contract rows (source "simulator"). `replay(params, arrivals, seed)` runs a
 given arrival table instead (the calibration replays the real AWS runs with it). Both drive the very
-same `PlatformModel` class as the testbed; only the clock differs.
+same `PlatformModel` class as the testbed; only the clock differs. By default the whole table goes
+through `hybridopt.platforms.batch` at once (the same model objects, random stream and rows as sending
+the requests one by one through PlatformModel.submit / dispatch / apply_client_timeout, which
+`fast=False` does).
 
 Arrivals follow Artillery's phase semantics (@artilleryio/int-core lib/phases.js): a constant
 `arrivalRate` spaces arrivals evenly at 1/rate; a `rampTo` phase runs one-second periods whose arrival
@@ -26,6 +29,7 @@ import json
 import math
 import operator
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,10 +37,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hybridopt.data import contract
 from hybridopt.params import Params
-from hybridopt.platforms import PlatformModel
+from hybridopt.platforms import PlatformModel, batch
 from hybridopt.platforms.outcome import Outcome, Pending
 
 SOURCE = "simulator"
@@ -144,9 +149,13 @@ def iso_local(sent_at: pd.Series) -> np.ndarray:
     return np.array([t + labels[m] for t, m in zip(text.tolist(), offset_min.tolist())], dtype=object)
 
 
-def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> pd.DataFrame:
+def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, fast: bool = True) -> pd.DataFrame:
     """Send every arrival (platform lambda, ecs or both) through `model` in time order and return the
-    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair."""
+    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair.
+
+    `fast` runs the whole table at once (hybridopt.platforms.batch: the same model, random stream and
+    rows); `fast=False` goes request by request through PlatformModel.submit / dispatch /
+    apply_client_timeout."""
     if len(arrivals) == 0:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     missing = [c for c in ARRIVAL_COLUMNS if c not in arrivals.columns]
@@ -167,18 +176,28 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
         raise ValueError("arrivals.payload_size_kb must be finite and >= 0")
     plat = a["platform"].to_numpy(dtype=object)
     work = a["workload_type"].to_numpy(dtype=object)
-    nbytes = (np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES).tolist()
+    nbytes = np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES
+    if fast:
+        # one request per platform of each arrival, lambda before ecs within a pair
+        both = plat == "both"
+        reps = np.where(both, 2, 1)
+        idx = np.repeat(np.arange(len(a)), reps)
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = idx[1:] != idx[:-1]
+        platform_of = np.where(both[idx], np.where(first, "lambda", "ecs"), plat[idx].astype(str)).astype(object)
+        cols = batch.run_batch(model, t[idx], platform_of, work[idx], nbytes[idx])
+        return rows_from_columns(a, idx, platform_of, cols, experiment)
 
     # client side in send order, platform side in dispatch order
     submit = model.submit
     pend: list[tuple[float, int, Pending]] = []
     arrival_of: list[int] = []
-    platform_of: list[str] = []
-    for i, (ti, pl, w, nb) in enumerate(zip(t.tolist(), plat.tolist(), work.tolist(), nbytes)):
+    platform_of_l: list[str] = []
+    for i, (ti, pl, w, nb) in enumerate(zip(t.tolist(), plat.tolist(), work.tolist(), nbytes.tolist())):
         for p in (("lambda", "ecs") if pl == "both" else (pl,)):
             pend.append((0.0, len(arrival_of), submit(ti, p, w, nb)))
             arrival_of.append(i)
-            platform_of.append(p)
+            platform_of_l.append(p)
     model.settle()                      # a shared uplink: every upload gets its final length
     pend = [(x[2].dispatch_at_s, x[1], x[2]) for x in pend]
     pend.sort(key=lambda x: (x[0], x[1]))
@@ -186,62 +205,109 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
     dispatch, timeout = model.dispatch, model.apply_client_timeout
     for _, k, p in pend:
         outs[k] = timeout(dispatch(p))
-    return outcome_rows(a, arrival_of, platform_of, outs, experiment)
+    return outcome_rows(a, arrival_of, platform_of_l, outs, experiment)
+
+
+#: The Outcome fields a contract row takes (the columns the batch path returns).
+OUTCOME_FIELDS = batch.COLUMNS
 
 
 def outcome_rows(a: pd.DataFrame, arrival_of: list[int], platform_of: list[str], outs: list[Outcome],
                  experiment: str) -> pd.DataFrame:
     """Contract rows (columns ROW_COLUMNS) of outcomes: `outs[k]` is the attempt of arrival
     `arrival_of[k]` (a row of `a`, sorted by t_s) on `platform_of[k]`."""
+    get = operator.attrgetter(*OUTCOME_FIELDS)
+    cols = dict(zip(OUTCOME_FIELDS, (list(c) for c in zip(*[get(o) for o in outs]))))
+    return rows_from_columns(a, arrival_of, platform_of, cols, experiment)
+
+
+def rows_from_columns(a: pd.DataFrame, arrival_of: Sequence[int] | np.ndarray, platform_of: Sequence[str] | np.ndarray,
+                      cols: Mapping[str, Sequence[Any] | np.ndarray], experiment: str) -> pd.DataFrame:
+    """Contract rows (columns ROW_COLUMNS) of outcomes given as columns (OUTCOME_FIELDS; None, NaN or a
+    pandas nullable array's NA where a value is unknown): entry k is the attempt of arrival
+    `arrival_of[k]` (a row of `a`, sorted by t_s) on `platform_of[k]`."""
     kb = a["payload_size_kb"].to_numpy(dtype=np.float64)
-    work = a["workload_type"].to_numpy(dtype=object)
-    plat = a["platform"].to_numpy(dtype=object)
     idx = np.asarray(arrival_of, dtype=np.int64)
-    is_lambda = np.asarray([p == "lambda" for p in platform_of])
-    run = a["run_id"].to_numpy(dtype=object)[idx]
-    seq = np.char.zfill(idx.astype(str), 6).astype(object)
+    il = idx.tolist()
+    platform_of = list(platform_of)
+    is_lambda = [p == "lambda" for p in platform_of]
+    base = [r + f"-{i:06d}" for i, r in enumerate(a["run_id"].to_numpy(dtype=object).tolist())]  # run-seq
     if "pair_id" in a:
-        pair = a["pair_id"].to_numpy(dtype=object)[idx]
+        pair = _take(a["pair_id"], idx)
     else:
-        both = plat[idx] == "both"
-        pair = np.where(both, run + "-" + seq, None)
-    rid = run + "-" + seq + np.where(is_lambda, "-L", "-E").astype(object)
+        both = (a["platform"].to_numpy(dtype=object) == "both").tolist()
+        pair = _str([base[i] if both[i] else None for i in il])
+    rid = _str([base[i] + ("-L" if lam else "-E") for i, lam in zip(il, is_lambda)])
     nan = float("nan")
-    names = ("http_status", "error", "upload_ms", "first_byte_ms", "total_ms", "execution_time_ms", "cold_start",
-             "init_duration_ms", "billed_duration_ms", "memory_limit_mb", "instance_id", "actual_payload_size_kb")
-    get = operator.attrgetter(*names)
-    cols = dict(zip(names, zip(*[get(o) for o in outs])))
 
     def col(name: str) -> list:
         return list(cols[name])
 
     def fcol(name: str) -> np.ndarray:
-        return np.array([nan if v is None else v for v in cols[name]], dtype=np.float64)
+        v = cols[name]
+        if isinstance(v, np.ndarray) and v.dtype == np.float64:
+            return v
+        return np.array([nan if x is None else x for x in v], dtype=np.float64)
 
-    status = col("http_status")
-    got = np.array([s is not None for s in status])
+    status = cols["http_status"]
+    if isinstance(status, pd.api.extensions.ExtensionArray):
+        http = status.astype("Int64")
+        got = ~np.asarray(status.isna(), dtype=bool)
+    else:
+        status = list(status)
+        http = pd.array(status, dtype="Int64")
+        got = np.array([s is not None for s in status], dtype=bool)
+    cold = cols["cold_start"]
+    cold = cold.astype("boolean") if isinstance(cold, pd.api.extensions.ExtensionArray) else pd.array(
+        list(cold), dtype="boolean")
     df = pd.DataFrame({
         "schema_version": contract.SCHEMA_VERSION, "request_id": rid, "pair_id": pair,
-        "experiment": experiment, "run_id": run, "source": SOURCE, "platform": platform_of,
-        "workload_type": work[idx], "target_payload_size_kb": kb[idx],
-        "time_window": a["time_window"].to_numpy(dtype=object)[idx],
-        "load_pattern": a["load_pattern"].to_numpy(dtype=object)[idx],
-        "phase": (a["phase"].to_numpy(dtype=object)[idx] if "phase" in a else None),
+        "experiment": experiment, "run_id": _take(a["run_id"], idx), "source": SOURCE,
+        "platform": _str(platform_of), "workload_type": _take(a["workload_type"], idx),
+        "target_payload_size_kb": kb[idx],
+        "time_window": _take(a["time_window"], idx), "load_pattern": _take(a["load_pattern"], idx),
+        "phase": (_take(a["phase"], idx) if "phase" in a else None),
         "scheduled_rate_rps": (a["scheduled_rate_rps"].to_numpy(dtype=np.float64)[idx]
                                if "scheduled_rate_rps" in a else nan),
-        "sent_at": iso_local(a["sent_at"])[idx],
-        "http_status": pd.array(status, dtype="Int64"), "error": col("error"),
+        "sent_at": _str(iso_local(a["sent_at"]).tolist(), idx),
+        "http_status": http, "error": _str(col("error")),
         "upload_ms": fcol("upload_ms"), "first_byte_ms": fcol("first_byte_ms"), "total_ms": fcol("total_ms"),
         "execution_time_ms": fcol("execution_time_ms"),
-        "cold_start": pd.array(col("cold_start"), dtype="boolean"),
+        "cold_start": cold,
         "init_duration_ms": fcol("init_duration_ms"), "billed_duration_ms": fcol("billed_duration_ms"),
-        "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": col("instance_id"),
+        "memory_limit_mb": fcol("memory_limit_mb"), "instance_id": _str(col("instance_id")),
         "actual_payload_size_kb": np.where(got, fcol("actual_payload_size_kb"), nan),
     }, columns=list(ROW_COLUMNS))
     return df
 
 
-def replay(params: Params, arrivals: pd.DataFrame, seed: int) -> pd.DataFrame:
+_STR_DTYPE = pd.Series(["x"]).dtype     # what pandas infers for a column of strings
+
+
+def _str(values: list[Any], idx: np.ndarray | None = None) -> Any:
+    """`values` (at `idx`, if given) as the column pandas would infer from them, built through pyarrow
+    when they are strings and None (a str column), else as an object array for pandas to infer."""
+    try:
+        arr = pa.array(values, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = None
+    if arr is None or arr.null_count == len(arr) or _STR_DTYPE == object:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out if idx is None else out[idx]
+    if idx is not None:
+        arr = arr.take(pa.array(idx))
+    return pd.array(arr, dtype=_STR_DTYPE)
+
+
+def _take(s: pd.Series, idx: np.ndarray) -> Any:
+    """The values of `s` at positions `idx`, as the column pandas would infer from them."""
+    if s.dtype == _STR_DTYPE and _STR_DTYPE != object and s.notna().any():
+        return s.array.take(idx)
+    return s.to_numpy(dtype=object)[idx]
+
+
+def replay(params: Params, arrivals: pd.DataFrame, seed: int, *, fast: bool = True) -> pd.DataFrame:
     """Run an arrival table on a fresh model seeded with `seed` and return contract rows as a frame.
 
     arrivals columns: t_s (model seconds, one clock for the whole table: runs far apart in t_s behave
@@ -249,7 +315,7 @@ def replay(params: Params, arrivals: pd.DataFrame, seed: int) -> pd.DataFrame:
     time_window, load_pattern, run_id, sent_at (ISO string or tz-aware timestamp); optional pair_id,
     phase, scheduled_rate_rps. Rows come back in arrival order (sorted by t_s)."""
     model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
-    return run_model(model, arrivals, params.experiment)
+    return run_model(model, arrivals, params.experiment, fast=fast)
 
 
 @dataclass
@@ -261,12 +327,14 @@ class SimulationResult:
     elapsed_s: float
 
 
-def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE) -> SimulationResult:
-    """The profile's full schedule on one model (paired: every arrival goes to both platforms)."""
+def simulate(params: Params, seed: int, start_date: date = DEFAULT_START_DATE, *,
+             fast: bool = True) -> SimulationResult:
+    """The profile's full schedule on one model (paired: every arrival goes to both platforms); `fast` as
+    in run_model."""
     t0 = time.perf_counter()
     arrivals = generate_arrivals(params, seed, start_date)
     model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
-    rows = run_model(model, arrivals, params.experiment)
+    rows = run_model(model, arrivals, params.experiment, fast=fast)
     return SimulationResult(rows, model, schedule(params, seed, start_date), len(arrivals),
                             time.perf_counter() - t0)
 

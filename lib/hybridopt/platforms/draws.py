@@ -38,6 +38,18 @@ class Draws:
             self._z = self._rng.standard_normal(self._block).tolist()
         return self._z.pop()
 
+    def z_many(self, n: int) -> list[float]:
+        """The next n standard-normal draws: the very numbers n calls of `z` would return, in order."""
+        out: list[float] = []
+        buf = self._z
+        while len(out) < n:
+            if not buf:
+                buf = self._z = self._rng.standard_normal(self._block).tolist()
+            take = min(n - len(out), len(buf))
+            out.extend(buf[len(buf) - take:][::-1])
+            del buf[len(buf) - take:]
+        return out
+
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.u()
 

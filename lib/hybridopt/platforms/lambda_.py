@@ -80,17 +80,23 @@ class LambdaFunction:
     def release(self, t: float) -> None:
         """Environments whose request ended by t become idle (in end-time order)."""
         busy = self.busy
+        if not busy or busy[0][0] > t:
+            return
+        pop, draws, idle = heapq.heappop, self._draws, self.idle
+        halving, period, timeout = self._halving, self._halving_s, self._idle_timeout_s
         while busy and busy[0][0] <= t:
-            end, _, env = heapq.heappop(busy)
+            end, _, env = pop(busy)
             env.idle_since = end
-            if self._halving:
+            if halving:
                 k = 1
-                while self._draws.u() < 0.5:
+                buf = draws._u                   # Draws.u without the call (refilled by it when empty)
+                while (buf.pop() if buf else draws.u()) < 0.5:
                     k += 1
-                env.expires_at = end + k * self._halving_s
+                    buf = draws._u
+                env.expires_at = end + k * period
             else:
-                env.expires_at = end + self._idle_timeout_s
-            self.idle.append(env)
+                env.expires_at = end + timeout
+            idle.append(env)
 
     def purge(self, t: float) -> None:
         """Drop every idle environment already reclaimed at t (only needed for counts)."""
