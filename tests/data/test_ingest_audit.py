@@ -145,3 +145,23 @@ def test_real_thesis_logs_fully_accounted(params):
     assert not any(r["pass"] for r in a["clock"] if r["run_id"] == "late_night_ramp_load")
     assert set(tr.table["pairing"]) == {"matched"}
     assert (tr.table["gap_s"] <= params.pairing.window_s).all()
+
+
+def test_audit_counts_unlogged_lines_per_pair_not_per_uniform_workload_mix(tmp_path, params):
+    """A paired run's workloads are drawn at random: a workload drawn more often than a quarter of the pairs
+    is not a cell with lines lost. Only a pair missing a platform's line is."""
+    recs = []
+    for i in range(12):   # every pair is lightweight_api: three other workloads get no pair at all
+        recs.append(contract_line(request_id=f"l{i}", pair_id=f"p{i}"))
+        if i != 0:        # pair p0 lost its ECS line
+            recs.append(contract_line(request_id=f"e{i}", pair_id=f"p{i}", platform="ecs", cold_start=None))
+    write_jsonl(tmp_path / "raw" / "run-a" / "w.jsonl", recs)
+    a = audit(ingest(params, tmp_path / "raw"), params)
+    cells = {(c["platform"], c["workload_type"]): c for c in a["coverage"]["cells"]}
+    light = "lightweight_api"
+    assert cells[("lambda", light)]["expected_attempts"] == 12 and cells[("lambda", light)]["unlogged_share_est"] == 0
+    assert cells[("ecs", light)]["arrived"] == 11 and cells[("ecs", light)]["beyond_noise"]
+    assert cells[("ecs", light)]["unlogged_share_est"] == pytest.approx(1 / 12)
+    others = [c for (pl, w), c in cells.items() if w != light]
+    assert all(c["expected_attempts"] == 0 and not c["beyond_noise"] for c in others)
+    assert not any("% unlogged" in f and light not in f for f in a["findings"])

@@ -6,6 +6,8 @@ first."""
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -88,11 +90,20 @@ def _coverage(df: pd.DataFrame, result: IngestResult, params: Params) -> dict[st
                 "logged_span_s": duration_s,
             })
             for workload in params.workloads:
-                got_c = int(((known["platform"] == platform) & (known["workload_type"] == workload)).sum())
-                exp_c = exp / n_workloads
+                of_w = known["workload_type"] == workload
+                got_c = int(((known["platform"] == platform) & of_w).sum())
+                if paired:
+                    # each logged pair of this workload should have one line on every platform
+                    exp_c = float(known.loc[of_w, "pair_id"].nunique())
+                else:
+                    exp_c = exp / n_workloads
+                # the design spreads a run's requests over the workloads at random: a deficit within three
+                # binomial standard errors is the draw, not lost lines (exact for pairs: no noise)
+                noise = 0.0 if paired else 3.0 * math.sqrt(exp_c * (1 - 1 / n_workloads))
                 cells.append({"run_id": run_id, "platform": platform, "workload_type": workload,
                               "expected_attempts": round(exp_c, 1), "arrived": got_c,
-                              "unlogged_share_est": (1 - got_c / exp_c) if exp_c else None})
+                              "unlogged_share_est": (1 - got_c / exp_c) if exp_c else None,
+                              "beyond_noise": bool(exp_c - got_c > noise)})
     return {"runs": runs, "cells": cells}
 
 
@@ -229,7 +240,8 @@ def _findings(a: dict[str, Any], params: Params) -> list[str]:
     legacy_runs = {r["run_id"] for r in a["coverage"]["runs"] if r["design"] == LEGACY_DESIGN}
     if legacy_runs:
         f.append(f"{len(legacy_runs)} run(s) sent each request to ONE platform: no pairs; labels need time matching.")
-    worst = sorted((c for c in a["coverage"]["cells"] if c["unlogged_share_est"] is not None),
+    worst = sorted((c for c in a["coverage"]["cells"]
+                    if c["unlogged_share_est"] is not None and c.get("beyond_noise", True)),
                    key=lambda c: -c["unlogged_share_est"])[:3]
     for c in worst:
         if c["unlogged_share_est"] > 0.2:
