@@ -146,7 +146,9 @@ def iso_local(sent_at: pd.Series) -> np.ndarray:
 
 def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> pd.DataFrame:
     """Send every arrival (platform lambda, ecs or both) through `model` in time order and return the
-    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair."""
+    contract rows (columns ROW_COLUMNS) in arrival order, lambda before ecs within a pair. With a shared
+    uplink, twice: the second pass holds the ECS bodies that waited for a worker in the first off the
+    link meanwhile (`PlatformModel.ecs_holds`)."""
     if len(arrivals) == 0:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     missing = [c for c in ARRIVAL_COLUMNS if c not in arrivals.columns]
@@ -184,8 +186,16 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str) -> 
     pend.sort(key=lambda x: (x[0], x[1]))
     outs: list[Outcome] = [None] * len(arrival_of)  # type: ignore[list-item]
     dispatch, timeout = model.dispatch, model.apply_client_timeout
+    ecs_done: list[tuple[int, Pending, Outcome]] = []
     for _, k, p in pend:
-        outs[k] = timeout(dispatch(p))
+        o = dispatch(p)
+        if p.platform == "ecs":
+            ecs_done.append((k, p, o))
+        outs[k] = timeout(o)
+    if model.client.uplink is not None and not model.holds_ecs_bodies:
+        # a second run in which the ECS bodies that waited for a worker leave the shared uplink meanwhile
+        model.with_ecs_holds(model.ecs_holds(ecs_done))
+        return run_model(model, arrivals, experiment)
     return outcome_rows(a, arrival_of, platform_of, outs, experiment)
 
 
