@@ -57,14 +57,14 @@ class PlatformModel:
     def __init__(self, testbed: TestbedParams, workloads: Mapping[str, Workload],
                  rng: np.random.Generator, ecs_resume_s: Mapping[int, float | None] | None = None) -> None:
         check_presets(testbed, workloads)
-        self._rng_state = copy.deepcopy(rng.bit_generator.state)
         # submit index -> when the body of an ECS request that waited for a worker goes back on the shared
         # uplink (None: never); only its first queued_receive_bytes are sent before (`with_ecs_holds`)
         self._ecs_resume_s = dict(ecs_resume_s) if ecs_resume_s is not None else None
         self._rest_s: dict[int, float] = {}     # id(Pending) -> alone time of the held rest of its body
         self.testbed = testbed
         self.workloads = dict(workloads)
-        self.draws = Draws(rng)
+        self.draws = Draws(rng)                  # checks rng
+        self._rng_state = copy.deepcopy(rng.bit_generator.state)
         self.client = ClientNetwork(testbed.client, self.draws)
         self.lambda_ = LambdaPlatform(testbed.lambda_, workloads, testbed.service, self.draws, self.client)
         self.ecs = FargatePlatform(testbed.fargate, workloads, testbed.service, self.draws, self.client)
