@@ -12,6 +12,10 @@
 // targets, phases, clock all come from that file. The contract line, the payload bodies, the clock
 // and the error kinds are request-log.js's, shared with the A/B processor.
 //
+// Probe: when the run config has `probe: {phase, workload}`, every pair started in that phase (the
+// first, a few pairs at a low rate) carries that workload, so a window's log starts with lightweight
+// requests to both platforms that read the client's network before the load begins.
+//
 // Health: every health_interval_s each worker appends one record to
 // loadgen-health.w<pid>-<thread>.ndjson (pairs started, attempts, lines written, in flight,
 // event-loop lag); the orchestrator reads them for its progress lines and the manifest.
@@ -95,6 +99,18 @@ function validateConfig(cfg, where) {
     need(ph, 'duration_s', 'number', `phases[${i}].`);
     need(ph, 'arrival_rate_rps', 'number', `phases[${i}].`);
   });
+  if (cfg.probe !== undefined && cfg.probe !== null) {
+    const probe = need(cfg, 'probe', 'object');
+    const ph = need(probe, 'phase', 'string', 'probe.');
+    const w = need(probe, 'workload', 'string', 'probe.');
+    if (!Object.prototype.hasOwnProperty.call(workloads, w)) {
+      fail(`${where}: key 'probe.workload' is ${JSON.stringify(w)}, not one of the workloads ` +
+        `${JSON.stringify(Object.keys(workloads))}`);
+    }
+    if (!phases.some((p) => p.name === ph)) {
+      fail(`${where}: key 'probe.phase' is ${JSON.stringify(ph)}, which no entry of 'phases' names`);
+    }
+  }
   const clock = need(cfg, 'virtual_clock', 'object');
   need(clock, 'start', 'string', 'virtual_clock.');
   need(clock, 'utc_offset_minutes', 'number', 'virtual_clock.');
@@ -106,12 +122,13 @@ function validateConfig(cfg, where) {
 }
 
 /** The phase and scheduled rate (pairs/s) at `elapsedS` seconds into the run, as Artillery's
- * phaser schedules it (int-core/lib/phases.js: a ramp steps once per second). */
+ * phaser schedules it (int-core/lib/phases.js: a ramp steps once per second). A phase's
+ * `pause_after_s` (seconds without arrivals after it) belongs to that phase. */
 function scheduleAt(phases, elapsedS) {
   let t0 = 0;
   for (const ph of phases) {
     const d = ph.duration_s;
-    if (elapsedS < t0 + d) {
+    if (elapsedS < t0 + d + (ph.pause_after_s || 0)) {
       const ramp = ph.ramp_to_rps;
       if (ramp === undefined || ramp === null) {
         return { phase: ph.name, rate: ph.arrival_rate_rps };
@@ -119,10 +136,10 @@ function scheduleAt(phases, elapsedS) {
       if (d <= 1) {
         return { phase: ph.name, rate: (ph.arrival_rate_rps + ramp) / 2 };
       }
-      const i = Math.floor(elapsedS - t0);
+      const i = Math.min(d - 1, Math.floor(elapsedS - t0));
       return { phase: ph.name, rate: ph.arrival_rate_rps + ((ramp - ph.arrival_rate_rps) / (d - 1)) * i };
     }
-    t0 += d;
+    t0 += d + (ph.pause_after_s || 0);
   }
   const last = phases[phases.length - 1];
   const lastRate = last.ramp_to_rps === undefined || last.ramp_to_rps === null
@@ -292,7 +309,15 @@ function recordOnce(uuid, outcome, ee, startMs) {
 
 // ------------------------------------------------------------------------------ Artillery hooks
 
-/** `function` step: pick the workload and size of a new pair; refuse new pairs while stopping. */
+/** The workload of a new pair: the probe's in the probe phase, else one drawn uniformly. */
+function pickWorkload(cfg, phase, rng) {
+  if (cfg.probe && phase === cfg.probe.phase) return cfg.probe.workload;
+  const names = Object.keys(cfg.workloads);
+  return names[Math.floor(rng() * names.length)];
+}
+
+/** `function` step: pick the workload and size of a new pair (the probe's workload in the probe
+ * phase); the pair keeps the phase and scheduled rate of its start; refuse new pairs while stopping. */
 function hyStartPair(context, ee, next) {
   try {
     init();
@@ -302,13 +327,14 @@ function hyStartPair(context, ee, next) {
     }
     if (state.runStartMs === null) state.runStartMs = Date.now();
     const cfg = state.cfg;
-    const names = Object.keys(cfg.workloads);
-    const workload = names[Math.floor(state.rng() * names.length)];
+    const sched = scheduleAt(cfg.phases, (Date.now() - state.runStartMs) / 1000);
+    const workload = pickWorkload(cfg, sched.phase, state.rng);
     const sizes = cfg.workloads[workload].sizes_kb;
     const sizeKb = sizes[Math.floor(state.rng() * sizes.length)];
     // pending = the two requests of the parallel step; a failing request waits for its sibling
     context._hyPair = {
-      pairId: crypto.randomUUID(), workload, sizeKb, pending: PLATFORMS.length, waiters: []
+      pairId: crypto.randomUUID(), workload, sizeKb, pending: PLATFORMS.length, waiters: [],
+      phase: sched.phase, rate: Math.round(sched.rate * 1000) / 1000
     };
     context.vars.workload_type = workload;
     context.vars.lambda_url = cfg.targets.lambda_base_url.replace(/\/+$/, '') + cfg.workloads[workload].lambda_route;
@@ -335,13 +361,12 @@ function hyPrepareRequest(requestParams, context, ee, next) {
       'each request must be named "lambda" or "ecs" and follow the hyStartPair step'));
   }
   const now = Date.now();
-  const sched = scheduleAt(state.cfg.phases, state.runStartMs === null ? 0 : (now - state.runStartMs) / 1000);
   const meta = {
     requestId: requestParams.uuid || crypto.randomUUID(),
     platform,
     pair,
-    phase: sched.phase,
-    rate: Math.round(sched.rate * 1000) / 1000,
+    phase: pair.phase, // both requests of a pair carry the phase and rate of the pair's start
+    rate: pair.rate,
     sentAt: clockAt(now)
   };
   requestParams.uuid = meta.requestId;
@@ -468,5 +493,5 @@ module.exports = {
   hyLogResponse,
   hyLogError,
   // the run config check and the schedule lookup, exported to be tested without running Artillery
-  _internals: { validateConfig, scheduleAt }
+  _internals: { validateConfig, scheduleAt, pickWorkload }
 };

@@ -100,3 +100,20 @@ def test_override_of_an_anchored_entry_changes_only_that_entry(pdir):
     p = load_params("anchors", pdir)
     assert p.workloads["lightweight_api"].fargate.vcpu == 0.5
     assert p.workloads["thumbnail_processing"].fargate.vcpu == 0.25  # the alias keeps the anchored value
+
+
+def test_collection_probe_defaults_switch_off_and_refusals():
+    p = load_params("quick")
+    probe = p.collection.probe
+    assert (probe.pairs, probe.rate_rps, probe.workload, probe.duration_s) == (10, 2.0, "lightweight_api", 5)
+    assert load_params("quick", overrides={"collection": {"probe": {"pairs": 0}}}).collection.probe.duration_s == 0
+    assert load_params("quick", overrides={"collection": {"probe": {"pairs": 3, "rate_rps": 2}}}).collection.probe.duration_s == 2
+    with pytest.raises(ParamsError, match=r"collection.probe.workload 'nope' is not one of workloads"):
+        load_params("quick", overrides={"collection": {"probe": {"workload": "nope"}}})
+    with pytest.raises(ParamsError, match=r"overrides: key 'collection.probe.rate_rps'"):
+        load_params("quick", overrides={"collection": {"probe": {"rate_rps": 0}}})
+    with pytest.raises(ParamsError, match=r"overrides: key 'collection.probe.pairs'"):
+        load_params("quick", overrides={"collection": {"probe": {"pairs": -1}}})
+    clash = {"load_patterns": {"low_load": {"phases": [{"name": "probe", "duration_s": 60, "arrival_rate_rps": 1}]}}}
+    with pytest.raises(ParamsError, match=r"name a phase 'probe'.*reserved"):
+        load_params("quick", overrides=clash)

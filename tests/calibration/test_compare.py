@@ -210,3 +210,48 @@ def test_a_fit_without_an_uplink_replaces_a_written_one() -> None:
     assert p.testbed.client_preset == "fitted" and p.testbed.client.uplink is None
     text = cal.preset_yaml("fitted", cal.client_preset(fit.model.client, params.testbed.client, "test"))
     assert "uplink" not in text
+
+
+def test_a_probe_phase_does_not_shift_the_schedule_and_reads_the_session_network() -> None:
+    """A new collection's window: ten probe pairs (phase `probe`, 2 pairs/s) before the load. The load
+    pattern's clock starts at the first load request, every probe row counts as logged, and the
+    session's round trip is read from the probe rows alone (a few pairs: min_probe_rows, not min_rows)."""
+    from hybridopt.calibration.client import ClientFit, _constants
+    from hybridopt.calibration.context import add_context, clean, successful
+    from hybridopt.calibration.options import FitOptions
+
+    params = load_params("thesis-2025-11")
+    k = _constants(params.testbed)
+    rtt_ms, tls = 150.0, 1
+    t0 = pd.Timestamp("2025-11-24T06:30:00Z")
+    rows = []
+    for i in range(10):  # the probe: lightweight pairs, overheads of a 150 ms round trip
+        for plat, over in (("lambda", k["gw_ms"] + k["runtime_ms"] + (k["tcp"] + tls + 1) * rtt_ms),
+                           ("ecs", k["alb_ms"] + k["sample_ms"] + (k["tcp"] + 1) * rtt_ms)):
+            rows.append({"run_id": "w", "pair_id": f"pp{i}", "phase": "probe", "scheduled_rate_rps": 2.0,
+                         "sent_at": t0 + pd.Timedelta(seconds=i / 2), "platform": plat, "workload_type": "lightweight_api",
+                         "total_ms": 20.0 + over * (1 + 0.01 * (i - 5)), "execution_time_ms": 20.0})
+    for i in range(60):  # the load: low_load, 5 pairs/s, a slower network (the load does not matter here)
+        for plat in ("lambda", "ecs"):
+            rows.append({"run_id": "w", "pair_id": f"p{i}", "phase": "steady", "scheduled_rate_rps": 5.0,
+                         "sent_at": t0 + pd.Timedelta(seconds=5 + i / 5), "platform": plat,
+                         "workload_type": "lightweight_api", "total_ms": 2000.0, "execution_time_ms": 20.0})
+    df = pd.DataFrame(rows).assign(load_pattern="low_load", time_window="early_morning", target_payload_size_kb=1.0,
+                                   ok=True, error=None, http_status=200,
+                                   cold_start=lambda d: pd.array([False if p == "lambda" else pd.NA for p in d["platform"]],
+                                                                 dtype="boolean"))
+    opts = FitOptions()
+    ctx = add_context(df, params.load_patterns, opts)
+    probe = ctx["phase"] == "probe"
+    assert ctx.loc[~probe, "t_session_s"].min() == 0.0 and ctx.loc[probe, "t_session_s"].max() < 0
+    assert (ctx.loc[probe, "logged_share"] == 1.0).all() and (ctx.loc[probe, "offered_rate_rps"] == 4.0).all()
+    rows_ = clean(successful(ctx), opts)
+    assert probe.loc[rows_.index].sum() == 20
+    fit = ClientFit(rtt_ms=400.0, rtt_ms_by_session={}, rtt_se_ms=0.0, tls_handshake_rtts=tls, tls_rtts_estimate=tls,
+                    upload_mbps=40.0, upload_mbps_interval=(30.0, 50.0), rtt_jitter_sigma=0.1, inflation_form="additive",
+                    inflation_ms_per_rps=0.0, inflation_se_ms_per_rps=0.0, inflation_threshold_rps=5.0, n_bins=0, bins=[])
+    probe_rows = rows_[probe.loc[rows_.index]]
+    assert cal.probe_network(probe_rows, fit, params.testbed, opts, "w", "phase 'probe'") is None  # 10 < min_rows
+    net = cal.probe_network(probe_rows, fit, params.testbed, FitOptions(min_rows=opts.min_probe_rows), "w",
+                            "phase 'probe'")
+    assert net is not None and net.rtt_ms == pytest.approx(rtt_ms, rel=0.02) and net.n_rows == 20

@@ -243,6 +243,38 @@ def test_schedule_errors_clock_and_metrics_helpers() -> None:
                         {"upload_ms": None, "first_byte_ms": None, "total_ms": 2}]
 
 
+def test_probe_phase_forces_the_probe_workload_and_is_checked() -> None:
+    params = load_params("quick")
+    wl = loadgen.workload_config(params)
+    res = _node(f"""
+      const {{pickWorkload, validateConfig, scheduleAt}} = require('./variance-functions.js')._internals;
+      const f = require('./request-log.js');
+      const phases = [{{name: 'probe', duration_s: 5, arrival_rate_rps: 2, pause_after_s: 1}},
+                      {{name: 'steady', duration_s: 50, arrival_rate_rps: 15}}];
+      const cfg = {{workloads: {json.dumps(wl)}, probe: {{phase: 'probe', workload: 'lightweight_api'}}, phases}};
+      const rng = f.makeRng(3);
+      const at = (t) => pickWorkload(cfg, scheduleAt(phases, t).phase, rng);
+      const probe = [0, 1, 2.5, 4.99, 5.0, 5.3, 5.99].map(at);   // the pause after it is the probe's too
+      const load = Array.from({{length: 400}}, (_, i) => at(6 + i / 10));
+      const noProbe = Array.from({{length: 200}}, () => pickWorkload(Object.assign({{}}, cfg, {{probe: null}}), 'probe', rng));
+      const base = {{schema_version: f.SCHEMA_VERSION, experiment: 'x', run_id: 'r', source: 'testbed',
+        time_window: 'midday', load_pattern: 'medium_load', out_dir: '/tmp', seed: 1, http_timeout_s: 1,
+        drain_grace_s: 1, targets: {{lambda_base_url: 'http://a', ecs_base_url: 'http://b'}},
+        workloads: cfg.workloads, phases,
+        virtual_clock: {{start: '2025-11-24T12:00:00+05:30', utc_offset_minutes: 330, rate: 1}}}};
+      const err = (c) => {{ try {{ validateConfig(c, 'cfg.json'); return 'ok'; }} catch (e) {{ return e.message; }} }};
+      console.log(JSON.stringify({{probe, load: [...new Set(load)].sort(), noProbe: new Set(noProbe).size,
+        ok: [err(Object.assign({{}}, base, {{probe: cfg.probe}})), err(Object.assign({{}}, base, {{probe: null}})), err(base)],
+        badWorkload: err(Object.assign({{}}, base, {{probe: {{phase: 'probe', workload: 'nope'}}}})),
+        badPhase: err(Object.assign({{}}, base, {{probe: {{phase: 'warmup', workload: 'lightweight_api'}}}}))}}));""")
+    assert res["probe"] == ["lightweight_api"] * 7
+    assert res["load"] == sorted(wl)                  # after the probe every workload is drawn again
+    assert res["noProbe"] == len(wl)                  # no probe in the run config: no workload is forced
+    assert res["ok"] == ["ok", "ok", "ok"]
+    assert "cfg.json: key 'probe.workload' is \"nope\", not one of the workloads" in res["badWorkload"]
+    assert "cfg.json: key 'probe.phase' is \"warmup\", which no entry of 'phases' names" in res["badPhase"]
+
+
 def test_contract_fields_match_contract_py() -> None:
     res = _node("const f = require('./request-log.js'); console.log(JSON.stringify({fields: f.CONTRACT_FIELDS, "
                 "version: f.SCHEMA_VERSION, line: f.contractRecord({request_id: 'r', error: null, bogus: 1})}))")

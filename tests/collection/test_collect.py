@@ -72,8 +72,42 @@ def test_quick_profile_fits_six_minutes_on_paper() -> None:
     p = load_params("quick")
     c = p.collection
     assert p.source == "testbed" and c.window_wall_s is not None
-    per_window = c.window_wall_s + c.http_timeout_s + 6  # start-up ~4 s, Artillery's done check, exit
+    # the probe, the window, start-up ~4 s, Artillery's done check, exit
+    probe = loadgen.probe_phase(c.probe)
+    per_window = (probe.wall_s if probe else 0) + c.window_wall_s + c.http_timeout_s + 6
     assert len(p.time_windows) * per_window <= 360
+
+
+def test_every_window_starts_with_the_probe_phase_unless_switched_off(tmp_path: Path) -> None:
+    p = load_params("quick")
+    for window in p.time_windows:
+        phases = loadgen.window_phases(p, window)
+        pattern = p.load_patterns[p.time_windows[window].load_pattern]
+        # 10 pairs at 2 pairs/s (rate_scale not applied), then a second without arrivals
+        assert phases[0] == loadgen.RunPhase("probe", 5, 2.0, pause_after_s=1) and phases[0].wall_s == 6
+        assert phases[1:] == loadgen.run_phases(pattern, p.collection.window_wall_s, p.collection.rate_scale)
+    assert loadgen.scheduled_pairs(loadgen.window_phases(p, "early_morning")[:1]) == 10
+    cfg = loadgen.run_config(p, "midday", run_id="r", out_dir=tmp_path, source="testbed",
+                             lambda_base_url="http://127.0.0.1:1", ecs_base_url="http://127.0.0.1:1",
+                             phases=loadgen.window_phases(p, "midday"),
+                             virtual_start=datetime(2025, 11, 24, 12, tzinfo=p.tz))
+    assert cfg["probe"] == {"phase": "probe", "workload": "lightweight_api"}
+    assert cfg["phases"][0] == {"name": "probe", "duration_s": 5, "arrival_rate_rps": 2.0, "ramp_to_rps": None,
+                                "pause_after_s": 1}
+    assert phases[0].artillery_phases() == [{"name": "probe", "duration": 5, "arrivalRate": 2.0, "rampTo": 2.0},
+                                            {"name": "probe-pause", "pause": 1}]
+    script = yaml.safe_load(loadgen.write_script(paths.ARTILLERY_DIR, tmp_path, loadgen.window_phases(p, "midday"),
+                                                 "http://127.0.0.1:1", 10).read_text())
+    assert [ph["name"] for ph in script["config"]["phases"]] == ["probe", "probe-pause", "steady"]
+    scaled = load_params("quick", overrides={"collection": {"rate_scale": 0.5, "probe": {"pairs": 7, "rate_rps": 3}}})
+    assert loadgen.window_phases(scaled, "midday")[0] == loadgen.RunPhase("probe", 3, round(7 / 3, 6), pause_after_s=1)
+    off = load_params("quick", overrides={"collection": {"probe": {"pairs": 0}}})
+    assert [x.name for x in loadgen.window_phases(off, "evening")] == ["baseline", "burst", "recovery"]
+    cfg_off = loadgen.run_config(off, "midday", run_id="r", out_dir=tmp_path, source="testbed",
+                                 lambda_base_url="http://127.0.0.1:1", ecs_base_url="http://127.0.0.1:1",
+                                 phases=loadgen.window_phases(off, "midday"),
+                                 virtual_start=datetime(2025, 11, 24, 12, tzinfo=p.tz))
+    assert cfg_off["probe"] is None
 
 
 def test_windows_open_and_next_in_the_profile_timezone() -> None:
@@ -249,6 +283,32 @@ def test_schedule_on_the_testbed_moves_the_model_clock_and_resumes(tmp_path: Pat
     kept = list(collect.superseded_dir(p).glob("quick-early_morning-*"))
     assert len(kept) == 1 and json.loads((kept[0] / "manifest.json").read_text())["status"] == "interrupted"
     assert any(isinstance(e, collect.WindowSkipped) for e in events)
+
+
+@pytest.mark.slow
+@needs_artillery
+def test_a_window_on_the_testbed_starts_with_probe_lines_of_both_platforms(tmp_path: Path) -> None:
+    p = qparams(tmp_path, {"http_timeout_s": 4})
+    (m,) = [x for x in collect.collect(p, windows=["midday"], progress=lambda e: None) if x["status"] != "pending"]
+    assert m["status"] == "complete" and all(m["checks"].values()), m["checks"]
+    assert m["probe"] == {"pairs": 10, "rate_rps": 2.0, "workload": "lightweight_api", "wall_s": 6}
+    assert [ph["name"] for ph in m["phases"]] == ["probe", "steady"]
+    recs = sorted(lines_of(collect.run_dir_for(p, "midday")), key=lambda r: r["sent_at"])
+    assert_contract(p, recs)
+    probe = [r for r in recs if r["phase"] == "probe"]
+    assert len({r["pair_id"] for r in probe}) == 10 and len(probe) == 20
+    assert recs[:20] == probe                                    # the log starts with the probe
+    assert {r["workload_type"] for r in probe} == {"lightweight_api"}
+    assert Counter(r["platform"] for r in probe) == {"lambda": 10, "ecs": 10}
+    assert {r["scheduled_rate_rps"] for r in probe} == {2.0} and all(r["error"] is None for r in probe)
+    load = recs[20:]
+    assert load and {r["phase"] for r in load} == {"steady"} and {r["scheduled_rate_rps"] for r in load} == {15.0}
+    assert len({r["workload_type"] for r in load}) > 1
+    # the probe's five seconds come first on the virtual clock, a second before the load starts
+    first, last_probe = datetime.fromisoformat(probe[0]["sent_at"]), datetime.fromisoformat(probe[-1]["sent_at"])
+    assert 4.0 <= (last_probe - first).total_seconds() < 5.0
+    assert 0.8 < (datetime.fromisoformat(load[0]["sent_at"]) - last_probe).total_seconds() < 1.5
+    assert {datetime.fromisoformat(r["sent_at"]).hour for r in recs} == {12}
 
 
 @pytest.mark.slow

@@ -165,3 +165,31 @@ def test_audit_counts_unlogged_lines_per_pair_not_per_uniform_workload_mix(tmp_p
     others = [c for (pl, w), c in cells.items() if w != light]
     assert all(c["expected_attempts"] == 0 and not c["beyond_noise"] for c in others)
     assert not any("% unlogged" in f and light not in f for f in a["findings"])
+
+
+def test_probe_rows_are_counted_and_left_out_of_pairs_table_and_gates(tmp_path, params):
+    """A window's network probe (phase `probe`): kept in the requests table and counted by the audit,
+    absent from the pairs, the training table and so the gates; the data card says how many."""
+    recs = []
+    for i in range(3):  # the probe: lightweight pairs at a low rate
+        recs += [contract_line(request_id=f"pl{i}", pair_id=f"pp{i}", phase="probe", scheduled_rate_rps=2.0),
+                 contract_line(request_id=f"pe{i}", pair_id=f"pp{i}", phase="probe", scheduled_rate_rps=2.0,
+                               platform="ecs", cold_start=None)]
+    for i in range(4):  # the window's load
+        recs += [contract_line(request_id=f"l{i}", pair_id=f"p{i}", workload_type="thumbnail_processing",
+                               target_payload_size_kb=100.0),
+                 contract_line(request_id=f"e{i}", pair_id=f"p{i}", workload_type="thumbnail_processing",
+                               target_payload_size_kb=100.0, platform="ecs", cold_start=None)]
+    write_jsonl(tmp_path / "raw" / "run-a" / "w.jsonl", recs)
+    tr, a, card = build_table(params, tmp_path / "raw")
+    assert a["probe"] == {"phase": "probe", "requests": 6, "by_run": {"run-a": 6}, "by_platform": {"ecs": 3, "lambda": 3}}
+    assert any("6 requests of the network probe" in f for f in a["findings"])
+    assert a["lines"]["kept"] == 14  # nothing lost: the probe's lines are requests like any other
+    assert sorted(tr.pairs["pair_id"]) == [f"p{i}" for i in range(4)]
+    assert "probe" not in set(tr.table["phase"].astype(str)) and len(tr.table) == 4
+    assert card["rows"]["probe_requests_excluded"] == 6 and card["rows"]["pairs"] == 4
+    # a collection without a probe: nothing left out
+    write_jsonl(tmp_path / "raw2" / "run-a" / "w.jsonl", recs[6:])
+    tr2, a2, card2 = build_table(params, tmp_path / "raw2")
+    assert a2["probe"]["requests"] == 0 and card2["rows"]["probe_requests_excluded"] == 0
+    assert tr2.table["pair_id"].tolist() == tr.table["pair_id"].tolist()

@@ -81,11 +81,32 @@ def _state(model: PlatformModel) -> dict[str, Any]:
             "next_draws": (model.draws.u(), model.draws.z())}
 
 
+def _one_pass(model: PlatformModel) -> PlatformModel:
+    """With a shared uplink, run_model goes request by request twice (ECS bodies held off the link in the
+    second pass); told to hold nothing, it makes the one pass the batch path makes, so the two compare."""
+    if model.client.uplink is not None:
+        model.with_ecs_holds({})
+    return model
+
+
+def test_an_uplink_run_holds_queued_ecs_bodies_on_either_path() -> None:
+    params = _params(CASES["fitted_uplink_round_trip"])
+    arrivals = simulate.generate_arrivals(params, seed=5)
+    models = [PlatformModel(params.testbed, params.workloads, np.random.default_rng([5, 2])) for _ in range(3)]
+    fast = simulate.run_model(models[0], arrivals, params.experiment, fast=True)
+    slow = simulate.run_model(models[1], arrivals, params.experiment, fast=False)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert models[0].held_ecs_bodies > 0
+    one = simulate.run_model(_one_pass(models[2]), arrivals, params.experiment, fast=True)
+    assert not one["total_ms"].equals(fast["total_ms"])
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_batch_path_equals_the_per_request_path(name: str) -> None:
     params = _params(CASES[name])
     arrivals = simulate.generate_arrivals(params, seed=5)
-    models = [PlatformModel(params.testbed, params.workloads, np.random.default_rng([5, 2])) for _ in range(2)]
+    models = [_one_pass(PlatformModel(params.testbed, params.workloads, np.random.default_rng([5, 2])))
+              for _ in range(2)]
     fast = simulate.run_model(models[0], arrivals, params.experiment, fast=True)
     slow = simulate.run_model(models[1], arrivals, params.experiment, fast=False)
     pd.testing.assert_frame_equal(fast, slow)
@@ -120,7 +141,7 @@ def test_one_platform_arrivals_and_a_reused_model() -> None:
     arr["platform"] = np.where(np.arange(len(arr)) % 3 == 0, "lambda", np.where(np.arange(len(arr)) % 3 == 1,
                                                                               "ecs", "both"))
     second = arr.assign(t_s=arr.t_s + 30.0)
-    models = [PlatformModel(params.testbed, params.workloads, np.random.default_rng(9)) for _ in range(2)]
+    models = [_one_pass(PlatformModel(params.testbed, params.workloads, np.random.default_rng(9))) for _ in range(2)]
     for table in (arr, second):
         fast = simulate.run_model(models[0], table, params.experiment, fast=True)
         slow = simulate.run_model(models[1], table, params.experiment, fast=False)

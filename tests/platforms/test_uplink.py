@@ -113,3 +113,31 @@ def test_a_huge_uplink_leaves_a_simulation_unchanged() -> None:
     huge = simulate(load_params("smoke", overrides=_uplink(1e7)), seed=5).rows
     cols = ["request_id", "error", "upload_ms", "total_ms", "execution_time_ms", "cold_start"]
     assert base[cols].equals(huge[cols])
+
+
+def test_an_ecs_body_waiting_for_a_worker_leaves_the_uplink_to_the_others() -> None:
+    """Six 5 MiB ECS bodies sent together to a service of one task with two workers: four of them wait
+    for a worker, and once queued_receive_bytes of each are on the way their client stops sending (TCP
+    flow control). A Lambda body sent meanwhile then shares the uplink with two ECS uploads, not six:
+    it is faster than in a run whose ECS bodies stay on the link (`ecs_resume_s={}`: one pass, no holds)."""
+    import pandas as pd
+    from hybridopt.emulation.simulate import run_model
+
+    params = load_params("smoke", overrides=_uplink(40.0))
+    t = [0.01 * i for i in range(6)] + [0.5]
+    arrivals = pd.DataFrame({"t_s": t, "platform": ["ecs"] * 6 + ["lambda"],
+                             "workload_type": ["heavy_processing"] * 6 + ["medium_processing"],
+                             "payload_size_kb": [5120.0] * 6 + [3072.0], "time_window": "midday",
+                             "load_pattern": "medium_load", "run_id": "r", "sent_at": pd.Timestamp("2025-11-24T06:30Z")})
+    held = PlatformModel(params.testbed, params.workloads, np.random.default_rng(3))
+    rows = run_model(held, arrivals, "x")
+    assert held.holds_ecs_bodies and len(held._ecs_resume_s) == 4      # the four that waited for a worker
+    kept = run_model(PlatformModel(params.testbed, params.workloads, np.random.default_rng(3), ecs_resume_s={}),
+                     arrivals, "x")
+    lam = rows["platform"] == "lambda"
+    assert rows.loc[lam, "upload_ms"].item() < 0.8 * kept.loc[lam, "upload_ms"].item()
+    # the two ECS bodies a worker took at once upload as before; a huge link holds nobody back either way
+    huge = load_params("smoke", overrides=_uplink(1e7))
+    a = run_model(PlatformModel(huge.testbed, huge.workloads, np.random.default_rng(3)), arrivals, "x")
+    b = run_model(PlatformModel(huge.testbed, huge.workloads, np.random.default_rng(3), ecs_resume_s={}), arrivals, "x")
+    assert a[["upload_ms", "total_ms", "error"]].equals(b[["upload_ms", "total_ms", "error"]])

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hybridopt.calibration.options import KB_PER_MB, FitOptions
+from hybridopt.data.audit import is_probe
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.params import LoadPattern
 
@@ -71,7 +72,10 @@ def add_context(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern],
     out = df.copy()
     sess = sessions(out, opts.session_gap_s)
     out["session"] = out["run_id"].astype(str).map(sess)
-    start = out.groupby("session")["sent_at"].transform("min")
+    # the load pattern's clock starts at the session's first load request: a probe phase before it
+    # (phase `probe`, a few lightweight pairs) does not shift the schedule
+    load_sent = out["sent_at"].where(~is_probe(out))
+    start = load_sent.groupby(out["session"]).transform("min").fillna(out.groupby("session")["sent_at"].transform("min"))
     out["t_session_s"] = (out["sent_at"] - start).dt.total_seconds()
     per_arrival = requests_per_arrival(out)
     sched = out["scheduled_rate_rps"].astype("float64") if "scheduled_rate_rps" in out else pd.Series(np.nan, index=out.index)
@@ -93,6 +97,13 @@ def _logged_share(df: pd.DataFrame, load_patterns: Mapping[str, LoadPattern], op
     known = df[df["platform"].isin(PLATFORMS)]
     n_cells = opts.cells_total or max(1, known.groupby(["platform", "workload_type"], observed=True).ngroups)
     share = pd.Series(np.nan, index=df.index)
+    probe = is_probe(df)
+    if probe.any():  # the probe's requests: its successes per platform of the pairs it sent in that run
+        pr = df[probe & df["platform"].isin(PLATFORMS)]
+        sent = pr.groupby("run_id", observed=True)["pair_id"].transform("nunique")
+        ok = pr["ok"].astype(bool).groupby([pr["run_id"], pr["platform"]], observed=True).transform("sum")
+        share.loc[pr.index] = (ok / sent.where(sent > 0)).to_numpy()
+        df = df[~probe]
     b = opts.logged_share_bin_s
     for (session, run_id), run in df.groupby(["session", "run_id"], observed=True):
         lp = load_patterns.get(str(run["load_pattern"].iloc[0]))

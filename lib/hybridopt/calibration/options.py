@@ -21,6 +21,7 @@ class FitOptions:
     ecs_hold_after_ms: float = 100.0       # psutil cpu_percent(interval=0.1) after the timer stopped (ecs-app/app.py)
     rate_bin_rps: float = 2.5              # inflation fit: median ratio per (session, platform, rate bin)
     min_rows: int = 20                     # fewer rows: no fit (reported, not guessed)
+    min_probe_rows: int = 8                # a probe phase (a few pairs per window): rows per platform it needs
     network_passes: int = 4                # alternating network-line / session-factor passes
     bootstrap_resamples: int = 2000
     seed: int = 42

@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from hybridopt.calibration.context import add_context, clean, successful
 from hybridopt.calibration.fit import Calibration, calibrate
 from hybridopt.calibration.options import FitOptions
 from hybridopt.calibration.presets import testbed_overrides, with_presets
-from hybridopt.data.contract import PLATFORMS
+from hybridopt.data.contract import PLATFORMS, PROBE_PHASE
 from hybridopt.data.ingest import ingest
 from hybridopt.emulation.simulate import replay
 from hybridopt.params import Params
@@ -68,9 +68,6 @@ __all__ = ["CALIBRATION_FILE", "PROBE_PHASE", "VALIDATION_DIR", "VALIDATION_FILE
 VALIDATION_DIR = "validate-testbed"
 VALIDATION_FILE = "validation.json"
 CALIBRATION_FILE = "calibration.json"
-#: The contract `phase` of the few lightweight requests a collection sends before each window to read
-#: the client's network.
-PROBE_PHASE = "probe"
 
 
 # ------------------------------------------------------------------------------------------ folds
@@ -140,8 +137,10 @@ def _judge(ctx: pd.DataFrame, sessions: Mapping[str, list[str]], fit_for: Callab
         p_fit, c = fit_for(sess)
         assert c.model is not None
         probe, judged, what, touched = split_probe(known[known["run_id"].astype(str).isin(runs)])
+        # a probe phase is a few pairs per window: its bins need fewer rows than a whole cell's
+        probe_opts = replace(fit_opts, min_rows=fit_opts.min_probe_rows) if not touched else fit_opts
         net = probe_network(fitted_rows.loc[fitted_rows.index.intersection(probe.index)], c.model.client,
-                            params.testbed, fit_opts, sess, what)
+                            params.testbed, probe_opts, sess, what)
         p_cond = conditioned_params(p_fit, net) if net is not None else p_fit
         arr = session_arrivals(judged, params, opts.seed + i)
         for k in range(opts.seeds):

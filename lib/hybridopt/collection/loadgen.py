@@ -22,7 +22,7 @@ import yaml
 
 from hybridopt import paths
 from hybridopt.data import contract
-from hybridopt.params import LoadPattern, Params, ParamsError
+from hybridopt.params import LoadPattern, Params, ParamsError, Probe
 
 ARTILLERY_VERSION = "2.0.21"
 RUN_CONFIG_NAME = "run-config.json"
@@ -85,11 +85,28 @@ def next_window(params: Params, now: datetime, among: Iterable[str]) -> tuple[st
 # -------------------------------------------------------------------------------------------- phases
 @dataclass(frozen=True)
 class RunPhase:
-    """One Artillery phase: whole seconds (Artillery's ramps step once per second)."""
+    """One Artillery phase: whole seconds (Artillery's ramps step once per second), optionally
+    followed by a pause of `pause_after_s` seconds without arrivals that still counts as this phase.
+
+    Artillery fires the last arrival of every second at the second's end, i.e. the last arrival of a
+    phase lands on the boundary with the next one, where the processor's clock cannot tell the two
+    phases apart; a pause after a phase moves that boundary a whole second away from any arrival."""
     name: str
     duration_s: int
     arrival_rate_rps: float
     ramp_to_rps: float | None = None
+    pause_after_s: int = 0
+
+    @property
+    def wall_s(self) -> int:
+        """Seconds the phase takes, its pause included."""
+        return self.duration_s + self.pause_after_s
+
+    def artillery_phases(self) -> list[dict[str, str | float]]:
+        """The Artillery phases: `artillery()`, then the pause when there is one."""
+        pause: list[dict[str, str | float]] = ([{"name": f"{self.name}-pause", "pause": self.pause_after_s}]
+                                               if self.pause_after_s else [])
+        return [self.artillery(), *pause]
 
     def artillery(self) -> dict[str, str | float]:
         """The Artillery phase. A constant rate is written as a ramp to the same rate: Artillery
@@ -103,7 +120,7 @@ class RunPhase:
     def config(self) -> dict[str, str | float | None]:
         """The phase as the run config lists it (the processor's schedule lookup)."""
         return {"name": self.name, "duration_s": self.duration_s, "arrival_rate_rps": self.arrival_rate_rps,
-                "ramp_to_rps": self.ramp_to_rps}
+                "ramp_to_rps": self.ramp_to_rps, "pause_after_s": self.pause_after_s}
 
 
 def run_phases(pattern: LoadPattern, window_wall_s: float | None = None,
@@ -118,6 +135,25 @@ def run_phases(pattern: LoadPattern, window_wall_s: float | None = None,
         ramp = None if p.ramp_to_rps is None else round(p.ramp_to_rps * rate_scale, 6)
         out.append(RunPhase(p.name, d, round(p.arrival_rate_rps * rate_scale, 6), ramp))
     return out
+
+
+def probe_phase(probe: Probe) -> RunPhase | None:
+    """The probe phase that runs before a window's load phases (None when `probe.pairs` is 0): a
+    constant rate for the whole seconds that send `probe.pairs` pairs (rate_scale does not apply),
+    then a one-second pause, so the probe's last pair is a second away from the first load pair."""
+    if probe.pairs == 0:
+        return None
+    return RunPhase(contract.PROBE_PHASE, probe.duration_s, round(probe.pairs / probe.duration_s, 6),
+                    pause_after_s=1)
+
+
+def window_phases(params: Params, window: str) -> list[RunPhase]:
+    """Every phase Artillery runs for one window: the probe (when on), then the load pattern's phases
+    compressed and scaled as `collection` says."""
+    c = params.collection
+    pattern = params.load_patterns[params.time_windows[window].load_pattern]
+    probe = probe_phase(c.probe)
+    return ([probe] if probe is not None else []) + run_phases(pattern, c.window_wall_s, c.rate_scale)
 
 
 def scheduled_pairs(phases: Sequence[RunPhase]) -> float:
@@ -185,6 +221,7 @@ def run_config(params: Params, window: str, *, run_id: str, out_dir: Path, sourc
         "targets": {"lambda_base_url": lambda_base_url, "ecs_base_url": ecs_base_url},
         "workloads": workload_config(params),
         "phases": [p.config() for p in phases],
+        "probe": ({"phase": contract.PROBE_PHASE, "workload": c.probe.workload} if c.probe.pairs else None),
         "virtual_clock": {"start": virtual_start.isoformat(), "utc_offset_minutes": utc_offset_minutes(virtual_start),
                           "rate": 1.0},
         "secret_headers": dict(c.secret_headers),
@@ -208,7 +245,7 @@ def render_script(template: Mapping[str, Any], phases: Sequence[RunPhase], lambd
     config["target"] = lambda_base_url
     config["processor"] = str(processor)
     config["http"]["timeout"] = http_timeout_s
-    config["phases"] = [p.artillery() for p in phases]
+    config["phases"] = [a for p in phases for a in p.artillery_phases()]
     return script
 
 

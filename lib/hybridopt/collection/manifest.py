@@ -21,7 +21,7 @@ Per window, under `params.path("raw_dir") / <run_id>/` (run_id = `<profile>-<win
   | `virtual_start` | local start the sent_at clock counts from (testbed), or the real start (aws) |
   | `clock` | "virtual" or "real" |
   | `outside_window` | aws run started outside its window (explicit override) |
-  | `phases`, `compression` | the phases Artillery ran; {window_wall_s, pattern_s, factor, rate_scale} |
+  | `phases`, `compression`, `probe` | the phases Artillery ran (the probe first, when on); {window_wall_s, pattern_s, factor, rate_scale} of the load phases; the probe {pairs, rate_rps, workload, wall_s (its arrivals and the one-second pause after them)} or null |
   | `scheduled_pairs` | pairs Artillery's phaser schedules for those phases |
   | `pairs_sent` | pairs the processor started (Artillery counter `hybridopt.pairs`; from the health records when an interrupted run wrote no report) |
   | `attempts_made` | requests the processor started (Artillery counter `hybridopt.attempts`; from the health records when an interrupted run wrote no report) |

@@ -36,6 +36,7 @@ from hybridopt.collection.progress import (
     progress_every_s,
 )
 from hybridopt.collection.targets import Target
+from hybridopt.data import contract
 from hybridopt.params import Params
 
 
@@ -67,8 +68,9 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
         progress(Notice(f"earlier attempt of {run_id} moved to {moved}"))
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    phases = loadgen.run_phases(pattern, c.window_wall_s, c.rate_scale)
-    phases_s = sum(p.duration_s for p in phases)
+    phases = loadgen.window_phases(params, window)  # the probe (when on), then the load pattern's phases
+    phases_s = sum(p.wall_s for p in phases)
+    probe_s = sum(p.wall_s for p in phases if p.name == contract.PROBE_PHASE)
     started = now_utc()
     clock = "virtual" if virtual_start is not None else "real"
     vstart = virtual_start if virtual_start is not None else started.astimezone(ZoneInfo(params.timezone))
@@ -91,7 +93,9 @@ def run_window(params: Params, window: str, target: Target, *, virtual_start: da
         "virtual_start": vstart.isoformat(), "clock": clock, "outside_window": outside_window,
         "phases": [p.config() for p in phases],
         "compression": {"window_wall_s": c.window_wall_s, "pattern_s": pattern.duration_s,
-                        "factor": (phases_s / pattern.duration_s), "rate_scale": c.rate_scale},
+                        "factor": ((phases_s - probe_s) / pattern.duration_s), "rate_scale": c.rate_scale},
+        "probe": ({"pairs": c.probe.pairs, "rate_rps": c.probe.rate_rps, "workload": c.probe.workload,
+                   "wall_s": probe_s} if probe_s else None),
         "scheduled_pairs": round(loadgen.scheduled_pairs(phases), 3),
         "pairs_sent": None, "attempts_made": None, "lines_written": None,
         "targets": {"lambda": loadgen.redact_url(target.lambda_base_url),

@@ -219,6 +219,22 @@ def _generator(result: IngestResult) -> list[dict[str, Any]]:
     return out
 
 
+def is_probe(df: pd.DataFrame) -> pd.Series:
+    """Rows of the network probe a collection sends before each window (phase `contract.PROBE_PHASE`)."""
+    if "phase" not in df:
+        return pd.Series(False, index=df.index)
+    return df["phase"].astype("string").eq(contract.PROBE_PHASE).fillna(False).astype(bool)
+
+
+def _probe(df: pd.DataFrame) -> dict[str, Any]:
+    """The probe rows: kept in the requests table, left out of pairs, training table and gates."""
+    probe = df[is_probe(df)]
+    by_run = probe.groupby(probe["run_id"].astype(str)).size()
+    return {"phase": contract.PROBE_PHASE, "requests": int(len(probe)),
+            "by_run": {str(k): int(v) for k, v in by_run.items()},
+            "by_platform": {str(k): int(v) for k, v in probe.groupby(probe["platform"].astype(str)).size().items()}}
+
+
 def _findings(a: dict[str, Any], params: Params) -> list[str]:
     f: list[str] = []
     lines = a["lines"]
@@ -228,6 +244,10 @@ def _findings(a: dict[str, Any], params: Params) -> list[str]:
         f.append(f"Repaired {n:,} lines: {r}.")
     for r, n in list(lines["quarantine_reasons"].items())[:5]:
         f.append(f"Quarantined {n:,} lines: {r}.")
+    pr = a.get("probe") or {}
+    if pr.get("requests"):
+        f.append(f"{pr['requests']:,} requests of the network probe (phase {pr['phase']!r}, {len(pr['by_run'])} run(s)): "
+                 "kept in the requests table, left out of the pairs, the training table and the gates.")
     if lines["unreadable"]:
         f.append(f"{len(lines['unreadable'])} log file(s) or folder(s) could not be read: "
                  + "; ".join(f"{u['file']} ({u['error']})" for u in lines["unreadable"][:5]) + ".")
@@ -301,6 +321,7 @@ def audit(result: IngestResult, params: Params) -> dict[str, Any]:
         "duplicates": _duplicates(df, result),
         "latency_ceiling": _latency_ceiling(df, result, params),
         "generator": _generator(result),
+        "probe": _probe(df),
     }
     a["findings"] = _findings(a, params)
     return a

@@ -29,6 +29,9 @@ ERROR_KINDS: Final = frozenset({
     "client_error",       # the load generator failed before sending
 })
 ARMS: Final = ("control", "treatment")
+#: The `phase` of the few lightweight pairs a collection sends at a low rate before each window's load
+#: phases: they measure the client's network; training, gates and the decision stage leave them out.
+PROBE_PHASE: Final = "probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,8 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("target_payload_size_kb", "float", True, "context", "payload size the generator aimed at", 0.0),
     Field("time_window", "str", True, "context", "one of params.time_windows"),
     Field("load_pattern", "str", True, "context", "one of params.load_patterns"),
-    Field("phase", "str", False, "context", "load phase name (steady, ramp, burst, ...)"),
+    Field("phase", "str", False, "context",
+          f"load phase name (steady, ramp, burst, ...; `{PROBE_PHASE}`: the network probe before a window)"),
     Field("scheduled_rate_rps", "float", False, "context", "arrival rate scheduled at send time", 0.0),
     Field("sent_at", "datetime", True, "context", "ISO-8601 with zone (virtual clock on the testbed)"),
     Field("arm", "str", False, "ab", "A/B arm: control | treatment"),

@@ -75,11 +75,15 @@ class TableResult:
     pairing_report: dict[str, Any]
     gates: list[dict[str, Any]]
     spec: FeatureSpec
+    probe_requests: int = 0        # requests of the network probe, left out (audit.is_probe)
 
 
 def table_from_requests(requests: pd.DataFrame, params: Params) -> TableResult:
+    """Cost, pairs, labels, features and gates of the requests; the network probe's requests are left
+    out (they stay in the requests table and the audit counts them)."""
     spec = FeatureSpec.from_params(params)
-    priced = add_costs(requests, params)
+    probe = audit_mod.is_probe(requests)
+    priced = add_costs(requests[~probe.to_numpy()], params)
     pairs, report = pair(priced, params)
     pairs = add_labels(pairs, params)[list(PAIR_COLUMNS)]
     labelled = pairs[pairs[params.labels.target].notna()].reset_index(drop=True)
@@ -92,7 +96,7 @@ def table_from_requests(requests: pd.DataFrame, params: Params) -> TableResult:
             raise AssertionError(f"feature {c} differs from the pair column of the same name")
     table = pd.concat([labelled, X.drop(columns=shared)], axis=1)
     return TableResult(pairs=pairs, table=table, pairing_report=report,
-                       gates=gates_mod.evaluate(table, params, spec), spec=spec)
+                       gates=gates_mod.evaluate(table, params, spec), spec=spec, probe_requests=int(probe.sum()))
 
 
 def data_card(params: Params, tr: TableResult, a: dict[str, Any], requests_hash: str) -> dict[str, Any]:
@@ -121,6 +125,7 @@ def data_card(params: Params, tr: TableResult, a: dict[str, Any], requests_hash:
         "rows": {
             "input_lines": lines["lines_total"], "kept": lines["kept"], "repaired": lines["repaired"],
             "quarantined": lines["quarantined"], "requests": lines["kept"] + lines["repaired"],
+            "probe_requests_excluded": tr.probe_requests,
             "pairs": int(len(p)), "pairs_direct": int((p["pairing"] == "paired").sum()),
             "pairs_matched": int(matched),
             "pairs_both_failed_excluded": int(p[params.labels.target].isna().sum()),

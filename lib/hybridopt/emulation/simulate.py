@@ -155,7 +155,8 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, 
 
     `fast` runs the whole table at once (hybridopt.platforms.batch: the same model, random stream and
     rows); `fast=False` goes request by request through PlatformModel.submit / dispatch /
-    apply_client_timeout."""
+    apply_client_timeout. With a shared uplink (the fitted client presets) request by request, twice: the second pass holds the ECS bodies that waited for a worker in the first off the link
+    meanwhile (`PlatformModel.ecs_holds`), which the batch path does not model."""
     if len(arrivals) == 0:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     missing = [c for c in ARRIVAL_COLUMNS if c not in arrivals.columns]
@@ -177,7 +178,9 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, 
     plat = a["platform"].to_numpy(dtype=object)
     work = a["workload_type"].to_numpy(dtype=object)
     nbytes = np.rint(kb * 1024.0).astype(np.int64) + ENVELOPE_BYTES
-    if fast:
+    # the batch path models the shared uplink without holds: an uplink run goes request by request,
+    # unless it was told explicitly to hold nothing (model.with_ecs_holds({}): one pass, as the batch)
+    if fast and (model.client.uplink is None or (model.holds_ecs_bodies and not model.held_ecs_bodies)):
         # one request per platform of each arrival, lambda before ecs within a pair
         both = plat == "both"
         reps = np.where(both, 2, 1)
@@ -203,8 +206,16 @@ def run_model(model: PlatformModel, arrivals: pd.DataFrame, experiment: str, *, 
     pend.sort(key=lambda x: (x[0], x[1]))
     outs: list[Outcome] = [None] * len(arrival_of)  # type: ignore[list-item]
     dispatch, timeout = model.dispatch, model.apply_client_timeout
+    ecs_done: list[tuple[int, Pending, Outcome]] = []
     for _, k, p in pend:
-        outs[k] = timeout(dispatch(p))
+        o = dispatch(p)
+        if p.platform == "ecs":
+            ecs_done.append((k, p, o))
+        outs[k] = timeout(o)
+    if model.client.uplink is not None and not model.holds_ecs_bodies:
+        # a second run in which the ECS bodies that waited for a worker leave the shared uplink meanwhile
+        model.with_ecs_holds(model.ecs_holds(ecs_done))
+        return run_model(model, arrivals, experiment, fast=False)
     return outcome_rows(a, arrival_of, platform_of_l, outs, experiment)
 
 

@@ -97,13 +97,15 @@ def score_pairs(model: ServingModel, pairs: pd.DataFrame, label: str, min_group:
 def pairs_from_logs(params: Params, data_dir: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Labelled pairs of a folder of logs through the preprocessing steps (ingest, audit, cost,
     pairing, labels), nothing written. Features are left to `score_pairs`."""
+    from hybridopt.data.audit import is_probe
     from hybridopt.data.cost import add_costs
     from hybridopt.data.labels import add_labels
     from hybridopt.data.pairing import pair
     from hybridopt.data.preprocess import ingest_and_audit
 
     result, audit = ingest_and_audit(params, data_dir, write=False)
-    pairs, report = pair(add_costs(result.requests, params), params)
+    requests = result.requests[~is_probe(result.requests).to_numpy()]  # the network probe is not a pair to score
+    pairs, report = pair(add_costs(requests, params), params)
     pairs = add_labels(pairs, params)
     info = {"data_dir": str(result.data_dir), "lines": audit.get("lines"),
             "pairs_direct": int((pairs["pairing"] == "paired").sum()),

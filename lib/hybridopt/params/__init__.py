@@ -46,6 +46,7 @@ from hybridopt.params.stages import (  # noqa: F401
     DecisionSetting,
     Deploy,
     GeneratorLimits,
+    Probe,
     Router,
 )
 from hybridopt.params.testbed import (  # noqa: F401

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from hybridopt import paths
+from hybridopt.data.contract import PROBE_PHASE
 from hybridopt.params.common import ParamsError, _Strict
 from hybridopt.params.experiment import (
     Audit,
@@ -90,6 +91,14 @@ class Params(_Strict):
         if slo != set(self.workloads):
             raise ValueError(f"decision.objective.slo_p95_ms must name every workload {sorted(self.workloads)} "
                              f"and no other, got {sorted(slo)}")
+        probe = self.collection.probe
+        if probe.pairs and probe.workload not in self.workloads:
+            raise ValueError(f"collection.probe.workload {probe.workload!r} is not one of workloads "
+                             f"{sorted(self.workloads)}")
+        clash = sorted(n for n, lp in self.load_patterns.items() if any(ph.name == PROBE_PHASE for ph in lp.phases))
+        if clash:
+            raise ValueError(f"load_patterns {clash} name a phase {PROBE_PHASE!r}: that phase name is reserved for "
+                             "the network probe before each window (collection.probe)")
         bad = set(self.features.columns) & set(self.features.forbidden)
         if bad:
             raise ValueError(f"features.columns holds forbidden columns {sorted(bad)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -114,6 +115,21 @@ class GeneratorLimits(_Strict):
     health_interval_s: float = Field(1.0, gt=0, description="processor's health record period")
 
 
+class Probe(_Strict):
+    """The network probe before each window: a few pairs of one lightweight workload at a low rate,
+    tagged with the contract's probe phase (hybridopt.data.contract.PROBE_PHASE). They read the client's
+    round trip apart from the load; training and gates leave them out."""
+    pairs: int = Field(10, ge=0, description="pairs per window (0: no probe)")
+    rate_rps: float = Field(2.0, gt=0, le=10, description="pairs per second (a low rate: no queueing)")
+    workload: str = Field("lightweight_api", description="the workload of every probe pair (small bodies)")
+
+    @property
+    def duration_s(self) -> int:
+        """Whole seconds of the probe's arrivals (Artillery's phases are whole seconds; the collection
+        adds a one-second pause after them)."""
+        return 0 if self.pairs == 0 else max(1, math.ceil(self.pairs / self.rate_rps - 1e-9))
+
+
 class Collection(_Strict):
     """How `python -m hybridopt collect` drives Artillery (source testbed or aws; see collect.py)."""
     aws_opt_in: bool = Field(False, description="source aws sends real traffic to AWS (and costs money) "
@@ -138,6 +154,8 @@ class Collection(_Strict):
     artillery_dir: str = Field("artillery", description="package.json, node_modules, the YAML configs")
     testbed_host: str = "127.0.0.1"
     generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
+    probe: Probe = Field(default_factory=Probe, description="lightweight pairs at a low rate before each "
+                         "window's load phases (the client network's probe)")
 
     @field_validator("virtual_date")
     @classmethod

@@ -15,14 +15,18 @@ one request at a time.
 
 With a shared uplink (the client preset's `uplink`), a body sent later can stretch an upload already in
 flight: the simulator calls `settle()` after its last `submit` (every upload then has its final
-length), the testbed asks `due_s(p, now)` until the request is due (what is known by `now`). Nothing here reads a clock, sleeps or starts a thread; all randomness comes from
+length), the testbed asks `due_s(p, now)` until the request is due (what is known by `now`). An ECS body
+that waits for a worker stops sending once queued_receive_bytes of it are on the way (TCP flow control)
+and leaves the uplink to the others until a worker reads it: the simulator runs a second pass with those
+bodies held (`ecs_holds` of the first pass, `with_ecs_holds`); the testbed keeps them on the link. Nothing here reads a clock, sleeps or starts a thread; all randomness comes from
 the numpy Generator given at construction.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +34,7 @@ import numpy as np
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.params import Params, ParamsError, TestbedParams, Workload
 from hybridopt.platforms.draws import Draws
-from hybridopt.platforms.fargate import FargatePlatform
+from hybridopt.platforms.fargate import RESTART_AFTER_S, FargatePlatform
 from hybridopt.platforms.lambda_ import LambdaPlatform
 from hybridopt.platforms.network import ClientNetwork, UplinkFlow
 from hybridopt.platforms.outcome import Outcome, Pending, client_timeout
@@ -51,11 +55,16 @@ class PlatformModel:
     """The whole platform model for one client preset and one service-time preset."""
 
     def __init__(self, testbed: TestbedParams, workloads: Mapping[str, Workload],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, ecs_resume_s: Mapping[int, float | None] | None = None) -> None:
         check_presets(testbed, workloads)
+        # submit index -> when the body of an ECS request that waited for a worker goes back on the shared
+        # uplink (None: never); only its first queued_receive_bytes are sent before (`with_ecs_holds`)
+        self._ecs_resume_s = dict(ecs_resume_s) if ecs_resume_s is not None else None
+        self._rest_s: dict[int, float] = {}     # id(Pending) -> alone time of the held rest of its body
         self.testbed = testbed
         self.workloads = dict(workloads)
-        self.draws = Draws(rng)
+        self.draws = Draws(rng)                  # checks rng
+        self._rng_state = copy.deepcopy(rng.bit_generator.state)
         self.client = ClientNetwork(testbed.client, self.draws)
         self.lambda_ = LambdaPlatform(testbed.lambda_, workloads, testbed.service, self.draws, self.client)
         self.ecs = FargatePlatform(testbed.fargate, workloads, testbed.service, self.draws, self.client)
@@ -108,9 +117,56 @@ class PlatformModel:
                     dispatch_at, body_at, new_connection)
         p.outcome = front.door(p)
         if c.uplink is not None:
-            self._flows[id(p)] = c.uplink.add(t_send_s + connect, payload_bytes + c.header_bytes, upload,
-                                              t_send_s + c.request_timeout_s, owner=p)
+            n_bytes, deadline = payload_bytes + c.header_bytes, t_send_s + c.request_timeout_s
+            window = self.ecs._window_bytes
+            held = self._ecs_resume_s
+            if platform == "ecs" and held is not None and (self.submitted - 1) in held and n_bytes > window:
+                # the receiver's window fills while the request waits for a worker: the client stops
+                # sending, and the rest of the body leaves the uplink until the worker reads
+                first_s = c.wire_s(window, rtt)
+                self._flows[id(p)] = c.uplink.add(t_send_s + connect, window, first_s, deadline, owner=p)
+                self._rest_s[id(p)] = upload - first_s
+                resume = held[self.submitted - 1]
+                if resume is not None and resume < deadline:
+                    c.uplink.add(resume, n_bytes - window, c.wire_s(n_bytes - window, rtt), deadline)
+            else:
+                self._flows[id(p)] = c.uplink.add(t_send_s + connect, n_bytes, upload, deadline, owner=p)
         return p
+
+    def ecs_holds(self, done: Sequence[tuple[int, Pending, Outcome]]) -> dict[int, float | None]:
+        """From a run's ECS requests (submit index, request, outcome as dispatched, before the client's
+        timeout is applied): those whose body stalled behind the worker queue, with when the rest of the
+        body goes back on the uplink (the worker's start, one round trip later after a restart from the
+        initial window, as FargatePlatform.dispatch times the stall). Input of `with_ecs_holds`."""
+        out: dict[int, float | None] = {}
+        half, window = self.ecs._alb_half_s, self.ecs._window_bytes
+        for k, p, o in done:
+            if p.platform != "ecs" or not o.queue_wait_ms or p.payload_bytes + self.client.header_bytes <= window:
+                continue
+            t_target = p.dispatch_at_s + half
+            start = t_target + o.queue_wait_ms / 1000.0
+            t_full = t_target + self.client.wire_s(window, p.rtt_s)
+            if start <= t_full:
+                continue
+            # a worker that starts after the client left reads nothing: submit drops a resume past the deadline
+            out[k] = start + (p.rtt_s if start - t_full > RESTART_AFTER_S else 0.0)
+        return out
+
+    def with_ecs_holds(self, holds: Mapping[int, float | None]) -> None:
+        """Start again from the construction state (same seed, nothing submitted) with the ECS bodies in
+        `holds` off the shared uplink while they wait for a worker (`ecs_holds` of a first run)."""
+        rng = np.random.default_rng()
+        rng.bit_generator.state = copy.deepcopy(self._rng_state)
+        self.__init__(self.testbed, self.workloads, rng, holds)  # type: ignore[misc]
+
+    @property
+    def holds_ecs_bodies(self) -> bool:
+        return self._ecs_resume_s is not None
+
+    @property
+    def held_ecs_bodies(self) -> int:
+        """How many ECS bodies this run holds off the shared uplink (0: none, or no hold set given)."""
+        return len(self._ecs_resume_s or {})
 
     # ------------------------------------------------------------------------------ shared uplink
     def _stretch(self) -> None:
@@ -121,7 +177,7 @@ class PlatformModel:
         for f in up.finished:
             p = f.owner
             if isinstance(p, Pending) and f.stretched:
-                self._set_upload(p, f.upload_s())
+                self._set_upload(p, f.upload_s() + self._rest_s.get(id(p), 0.0))
         up.finished.clear()
 
     @staticmethod
