@@ -228,6 +228,7 @@ def summary(sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Obje
     keep = ["bill_avg_usd_per_1k_requests", "latency_p95_ms", "failure_rate", "slo_miss_share",
             "regret_usd_per_1k_requests", "regret_usd_per_1k_requests_ci_low", "regret_usd_per_1k_requests_ci_high",
             "regret_ms_per_request", "regret_ms_per_request_ci_low", "regret_ms_per_request_ci_high", "oracle_agreement"]
+    keep += [f"{c}_ci_na" for c in ("regret_usd_per_1k_requests", "regret_ms_per_request") if f"{c}_ci_na" in pol]
     return {"objective": objs["default"].name, "objective_kind": objs["default"].kind, "best_static": best,
             "score_rule": ("policy_score: slo_cheapest (excess over the SLO and failure allowances at 0.001, mean "
                            "marginal USD), weighted (0, mean objective USD); lower is better"),
