@@ -166,7 +166,8 @@ def leave_session_out(params: Params, inp: Inputs, objs: Mapping[str, Objective]
         folds.append({"held_out": s, "n_test": int(len(te)), "n_train": int(len(tr)), "workload_rule": fitted.rule,
                       "lookup_table": fitted.table, "threshold_best": fitted.threshold_best,
                       "threshold_method": fitted.threshold_method, "outcome_rows": fitted.models.trained_rows})
-        log(f"  held out {s}: {len(te):,} pairs (fitted on {len(tr):,}); rule {fitted.rule}; "
+        rule = ", ".join(f"{w} -> {p}" for w, p in sorted(fitted.rule.items()))
+        log(f"  held out {s}: {len(te):,} pairs (fitted on {len(tr):,}); workload rule: {rule}; "
             f"classifier@best threshold {fitted.threshold_best:g}")
     idx = np.concatenate(order)
     pooled = subset_inputs(inp, idx)
