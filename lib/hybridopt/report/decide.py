@@ -214,6 +214,7 @@ def wins_figure(doc: Mapping[str, Any]) -> plt.Figure:
         for j in range(share.shape[1]):
             if neither.iat[i, j] == 1:
                 ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=NEITHER_COLOUR, edgecolor="white", zorder=0.5))
+                ax.text(j + 0.5, i + 0.5, annot.iat[i, j], ha="center", va="center", fontsize=7, color="#222")
             if low.iat[i, j] == 1:
                 ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="#777", lw=0, zorder=2))
     ax.set_yticks(np.arange(share.shape[0]) + 0.5,
@@ -240,25 +241,37 @@ def pareto_figure(doc: Mapping[str, Any]) -> plt.Figure:
                     fmt=KIND_MARKERS.get(kind, "o"), color=KIND_COLOURS.get(kind, "k"), ms=12 if kind == "oracle" else 7,
                     capsize=2, lw=0.8, label=kind, alpha=0.85)
     named = f["pareto"] | (f["policy"] == "oracle")
-    for k, r in f.iterrows():
+    ax.autoscale_view()
+    to_px = ax.transData.transform
+    taken: list[np.ndarray] = []
+    offsets = [(5, 4), (5, -11), (-16, 4), (-16, -11), (5, 15), (-16, 15), (5, -22), (-16, -22), (16, 4), (16, -11),
+               (-27, 4), (-27, -11), (16, 15), (-27, 15), (16, -22), (-27, -22)]
+    for k, r in f.sort_values("latency_p95_ms", kind="stable").iterrows():
         xy = (r["bill_avg_usd_per_1k_requests"], r["latency_p95_ms"])
+        if not np.all(np.isfinite(xy)):
+            continue
+        base = to_px(xy)
+        # the first offset whose label does not sit on an earlier one (in display pixels)
+        px = fig.dpi / 72.0
+        off = next((o for o in offsets if all(np.abs(base + np.array(o) * px - t).max() > 10 * px for t in taken)),
+                   offsets[0])
+        taken.append(base + np.array(off) * px)
         if named[k]:
-            ax.annotate(f"{r['no']} {r['policy']}", xy, fontsize=8, fontweight="bold", xytext=(6, -12 if k % 2 else 6),
-                        textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555"})
+            ax.annotate(f"{r['no']} {r['policy']}", xy, fontsize=8, fontweight="bold", xytext=off,
+                        textcoords="offset points", color="#111")
         else:
-            ax.annotate(str(r["no"]), xy, fontsize=7, xytext=(3 + 6 * (k % 3), 3 + 5 * (k % 2)), textcoords="offset points",
-                        color="#333")
+            ax.annotate(str(r["no"]), xy, fontsize=7, xytext=off, textcoords="offset points", color="#333")
     front = f[f["pareto"]].sort_values("bill_avg_usd_per_1k_requests")
     if len(front) >= 2:
         ax.plot(front["bill_avg_usd_per_1k_requests"], front["latency_p95_ms"], color="#2a9d4b", lw=1, ls="--",
                 label="Pareto frontier (non-oracle)")
     elif len(front) == 1:
-        ax.text(0.01, 0.02, f"{front['policy'].iloc[0]} dominates every other deployable policy (as cheap and as fast "
+        ax.text(0.01, 0.9, f"{front['policy'].iloc[0]} dominates every other deployable policy (as cheap and as fast "
                 "or better): the frontier is this one point", transform=ax.transAxes, fontsize=8, color="#2a9d4b")
     timeout_s = (doc.get("leak_guard") or {}).get("missing_completion_s")
     if timeout_s:
         ax.axhline(float(timeout_s) * 1000, color="#b22", ls=":", lw=1,
-                   label=f"client timeout {float(timeout_s) * 1000:,.0f} ms (p95 cannot exceed it)")
+                   label=f"client timeout {float(timeout_s) * 1000:,.0f} ms (p95 here: over 5 % got no response)")
     ax.set(xlabel="bill, average USD per 1,000 requests (95 % CI where given)",
            ylabel="p95 latency of chosen attempts, ms (95 % CI where given)",
            title="Policies: bill against p95 (lower left is better; OPEN LOOP)")
