@@ -177,12 +177,12 @@ def export_html(executed: Path, out_html: Path, stage: Stage, prov: dict[str, An
     out_html.write_text(body.replace("</head>", REPORT_CSS + "</head>", 1))
 
 
-def _findings_html(params: Params) -> str:
+def _findings_html(params: Params, out_dir: Path | None = None) -> str:
     """The findings panel; a failure to build it is shown in its place, never hides the index."""
     from hybridopt.report import findings
 
     try:
-        return findings.panel_html(findings.findings(params))
+        return findings.panel_html(findings.findings(params), out_dir)
     except Exception as exc:  # noqa: BLE001 (the index must still be written)
         return f"<p style='color:red'>Findings could not be built: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</p>"
 
@@ -204,7 +204,7 @@ text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style></h
 <h1>Profile <code>{html.escape(record.profile)}</code></h1>
 <p>Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")} by <code>run_all.py</code>.
 Each report is an executed notebook with its code hidden; the notebook itself is the run record.</p>
-{_findings_html(params)}
+{_findings_html(params, out_dir)}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>duration</th><th>started (UTC)</th><th>links</th><th>detail</th></tr>
 {''.join(rows)}</table>

@@ -15,7 +15,8 @@ from hybridopt.decision import evaluate, outcomes
 from hybridopt.decision.artifacts import decide_profile, decide_unseen, load_decision, load_or_decide
 from hybridopt.decision.bill import policy_bill
 from hybridopt.decision.capacity import capacity_for
-from hybridopt.decision.evaluate import OPEN_LOOP, DecisionInputError, blocks, frontier, quantile_cis
+from hybridopt.decision.evaluate import (CI_NO_VARIATION, CI_ONE_BLOCK, OPEN_LOOP, DecisionInputError, blocks, ci_reason,
+                                         frontier, quantile_cis, quantiles)
 from hybridopt.decision.policies import objectives
 from hybridopt.emulation import simulate
 from hybridopt.errors import InputError
@@ -51,6 +52,35 @@ def test_quantile_intervals_bracket_the_exact_quantiles() -> None:
     for (lo, hi), q in zip(quantile_cis(b, lat, (0.5, 0.95, 0.99)), (50, 95, 99)):
         v = np.percentile(lat, q)
         assert lo <= v * 1.006 and v <= hi * 1.006 and (hi - lo) / v < 0.15
+
+
+def test_quantile_points_are_the_bootstrap_statistic_and_sit_inside_their_intervals() -> None:
+    rng = np.random.default_rng(4)
+    n = 5000
+    t = np.sort(rng.uniform(0, 3600, n))
+    lat = np.where(rng.random(n) < 0.1, rng.uniform(9990, 10020, n), rng.lognormal(7.0, 0.5, n))
+    b = blocks(np.array(["s"] * n, dtype=object), t, 60.0, 300, seed=1)
+    for pt, (lo, hi) in quantiles(b, lat, (0.5, 0.95, 0.99)):
+        assert lo <= pt <= hi and lat.min() <= pt <= lat.max()
+    p95, p99 = quantiles(b, lat, (0.95, 0.99))
+    assert p95[0] <= p99[0] and p95[1][0] <= p99[1][1]
+
+
+def test_one_block_per_session_gives_no_interval_and_says_why() -> None:
+    rng = np.random.default_rng(5)
+    sessions = np.array(["a"] * 300 + ["b"] * 200, dtype=object)
+    t = rng.uniform(0, 50, 500)                                   # every session inside one 60 s block
+    lat = rng.lognormal(7.0, 0.6, 500)
+    b = blocks(sessions, t, 60.0, 200, seed=0)
+    assert b.single_block()
+    (pt, (lo, hi)), = quantiles(b, lat, (0.95,))
+    assert lo == hi == pt                                         # the resamples are the sample itself
+    assert abs(pt - np.percentile(lat, 95)) <= np.percentile(lat, 95) * 0.006
+    assert ci_reason(b.single_block(), pt, (lo, hi)) == CI_ONE_BLOCK
+    assert ci_reason(False, 0.5, (0.5, 0.5)) == CI_NO_VARIATION
+    assert ci_reason(False, 0.5, (0.4, 0.6)) == ""
+    two = blocks(sessions, np.where(sessions == "a", t, t + rng.choice([0.0, 60.0], 500)), 60.0, 200, seed=0)
+    assert not two.single_block()
 
 
 def test_pareto_flags_leave_out_dominated_policies_and_oracles() -> None:
@@ -110,14 +140,28 @@ def test_decide_judges_every_policy_against_its_own_oracle(tiny) -> None:
     assert (oracles["regret_usd_per_1k_requests"] == 0).all() and (oracles["oracle_agreement"] == 1).all()
     weighted = pol[pol["objective_kind"] == "weighted"]
     assert (weighted["regret_objective_usd_per_1k_requests"] >= -1e-12).all()   # nothing beats its own oracle
-    for c in ("bill_avg_usd_per_1k_requests", "failure_rate", "slo_miss_share", "regret_ms_per_request"):
-        assert (pol[f"{c}_ci_low"] <= pol[c] + 1e-12).all() and (pol[c] <= pol[f"{c}_ci_high"] + 1e-12).all(), c
+    for c in ("bill_avg_usd_per_1k_requests", "failure_rate", "slo_miss_share", "regret_ms_per_request",
+              "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        given = pol[f"{c}_ci_na"] == ""
+        g = pol[given]
+        assert (g[f"{c}_ci_low"] <= g[c] + 1e-12).all() and (g[c] <= g[f"{c}_ci_high"] + 1e-12).all(), c
+        assert (g[f"{c}_ci_high"] > g[f"{c}_ci_low"]).all(), c              # never a zero-width interval
+        assert pol.loc[~given, f"{c}_ci_low"].isna().all() and pol.loc[~given, f"{c}_ci_high"].isna().all(), c
+    assert (pol["bill_avg_usd_per_1k_requests_ci_na"] == "").all()
     assert doc["leak_guard"]["check_causal"]["passed"] and doc["leak_guard"]["check_causal"]["max_abs_diff"] == 0.0
     fr = pd.DataFrame(doc["frontier"])
     assert fr["pareto"].any() and not fr.loc[fr["kind"] == "oracle", "pareto"].any()
     cov = pd.DataFrame(doc["coverage"])
     assert set(cov["platform"]) == {"lambda", "ecs"} and "all" in set(cov["workload_type"])
     assert doc["summary"]["best_static"] in {"always_lambda", "always_ecs", "workload_rule", "lookup_table"}
+    w = pd.DataFrame(doc["wins"])
+    both = w["both_fail_share"] > 0.5
+    assert (w.loc[both, "winner"] == "neither").all()
+    assert (w.loc[~both, "winner"] == w.loc[~both, "objective_prefers"]).all()
+    assert (w["low_confidence"] == (w["n_pairs"] < evaluate.WIN_MIN_PAIRS)).all()
+    g = doc["leak_guard"]
+    assert g["plan_features"] == len(params.features.columns) and \
+        g["plan_features"] + g["load_features"] == len(g["feature_columns"])
 
 
 def test_the_bill_of_a_policy_is_the_bill_module_s(tiny) -> None:

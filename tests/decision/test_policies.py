@@ -157,7 +157,8 @@ def test_marginal_costs_add_task_seconds_only_at_capacity_with_autoscaling() -> 
 def test_the_classifier_family_is_the_served_one_when_there_is_one() -> None:
     p = load_params("smoke")
     meta = {"serving": {"model": "xgboost"}, "chosen_settings": {"xgboost": {"n_estimators": 50, "max_depth": 3}}}
-    f = served_family(p, meta)
+    f = served_family(p, meta, "/m/quick/model_metadata.json")
     assert f.name == "xgboost" and f.settings == {"n_estimators": 50, "max_depth": 3}
+    assert f.source.startswith("/m/quick/model_metadata.json") and "<profile>" not in f.source
     g = served_family(p, None)
     assert g.name == "lightgbm" and g.settings == dict(p.training.search["lightgbm"].plan) and "plan" in g.source

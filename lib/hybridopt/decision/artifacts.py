@@ -228,6 +228,7 @@ def summary(sc: Scored, tables: dict[str, pd.DataFrame], objs: Mapping[str, Obje
     keep = ["bill_avg_usd_per_1k_requests", "latency_p95_ms", "failure_rate", "slo_miss_share",
             "regret_usd_per_1k_requests", "regret_usd_per_1k_requests_ci_low", "regret_usd_per_1k_requests_ci_high",
             "regret_ms_per_request", "regret_ms_per_request_ci_low", "regret_ms_per_request_ci_high", "oracle_agreement"]
+    keep += [f"{c}_ci_na" for c in ("regret_usd_per_1k_requests", "regret_ms_per_request") if f"{c}_ci_na" in pol]
     return {"objective": objs["default"].name, "objective_kind": objs["default"].kind, "best_static": best,
             "score_rule": ("policy_score: slo_cheapest (excess over the SLO and failure allowances at 0.001, mean "
                            "marginal USD), weighted (0, mean objective USD); lower is better"),
@@ -340,9 +341,12 @@ def decide_profile(params: Params, out_dir: Path | None = None, model_dir: Path 
     spec = FeatureSpec.from_params(params)
     inp = prepare(params, pairs, requests, spec, windows, mcs)
     check_slos(objs["default"], inp.workload)
-    fam = served_family(params, _meta(model_dir))
-    log(f"{len(inp.pairs):,} pairs in {len(set(inp.sessions))} sessions; leak guard {inp.leak_guard['check_causal']}; "
-        f"classifier {fam.name} ({fam.source})")
+    fam = served_family(params, _meta(model_dir), str(layout.metadata_path(model_dir)))
+    g = inp.leak_guard["check_causal"]
+    log(f"{len(inp.pairs):,} pairs in {len(set(inp.sessions))} sessions.\n"
+        f"Leak guard of the load features: {g['probes']} probes, largest change {g['max_abs_diff']:g}, "
+        f"{'passed' if g['passed'] else 'FAILED'} (seed {g['seed']}).\n"
+        f"Classifier: {fam.name}, settings from {fam.source}.\nLeave-session-out folds:")
     sc = leave_session_out(params, inp, objs, fam, fit_marginal, log)
     tables = summarize(params, sc, objs, _bill_fn(params, None))
     log("refitting on all sessions for serving")

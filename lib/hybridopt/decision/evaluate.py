@@ -13,8 +13,10 @@ run's pairs; the held-out results are pooled. Per policy (`summarize`):
   and, for a weighted objective, per 1,000 in objective dollars; agreement with that oracle.
 95 % CIs: bootstrap over minute blocks (params decision.bootstrap_block_s) resampled within each
 session. The bill's CI resamples its per-request charges; the fixed charges each session billed
-(task-seconds, ALB hours) stay as billed. Latency quantile CIs are read from per-block histograms
-on a log grid (relative bin width `QUANTILE_BIN_REL`); the point estimates are exact.
+(task-seconds, ALB hours) stay as billed. Latency quantiles (point and CI) are read from per-block
+histograms on a log grid (relative bin width `QUANTILE_BIN_REL`), so the point estimate is the
+bootstrap's statistic on the full sample. When every session is one block, or the resamples do not
+vary, no CI is given: its bounds are NaN and `<metric>_ci_na` says why.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ OPEN_LOOP: Final = ("OPEN LOOP: every policy is judged on the outcomes the log m
 QUANTILE_BIN_REL: Final = 0.005
 #: The ECS load bins of `wins`, in order (requests in flight over the service's worker capacity).
 LOAD_BINS: Final = ("below capacity", "1-2x capacity", "over 2x capacity")
+#: A `wins` cell with fewer pairs than this is flagged low-confidence.
+WIN_MIN_PAIRS: Final = 10
+#: The `winner` of a cell where most pairs failed on both platforms.
+NEITHER: Final = "neither"
 CAUSAL_PROBES: Final = 100
 KINDS: Final = {"always_lambda": "static", "always_ecs": "static", "workload_rule": "static",
                 "lookup_table": "static", "classifier@0.5": "classifier", "classifier@best": "classifier"}
@@ -84,7 +90,10 @@ def prepare(params: Params, pairs: pd.DataFrame, requests: pd.DataFrame, spec: F
     X = decision_features(pairs, requests, spec, windows, missing_completion_s)
     guard = check_causal(load_requests(requests), CAUSAL_PROBES, params.decision.seed, windows, missing_completion_s)
     leak = {"check_causal": {**guard, "passed": True, "seed": params.decision.seed},
-            "feature_guard": "assert_leak_free passed on the 14 FeatureSpec columns",
+            "feature_guard": (f"assert_leak_free passed on the {len(spec.columns)} plan features; the other "
+                              f"{X.shape[1] - len(spec.columns)} columns are load features, computed strictly "
+                              "before each pair (check_causal)"),
+            "plan_features": len(spec.columns), "load_features": int(X.shape[1] - len(spec.columns)),
             "feature_columns": list(X.columns), "missing_completion_s": missing_completion_s}
     return Inputs(pairs, requests, X, pairs["workload_type"].astype(str).to_numpy(dtype=object),
                   pairs["run_id"].astype(str).to_numpy(dtype=object), seconds(pairs["sent_at"]),
@@ -157,7 +166,8 @@ def leave_session_out(params: Params, inp: Inputs, objs: Mapping[str, Objective]
         folds.append({"held_out": s, "n_test": int(len(te)), "n_train": int(len(tr)), "workload_rule": fitted.rule,
                       "lookup_table": fitted.table, "threshold_best": fitted.threshold_best,
                       "threshold_method": fitted.threshold_method, "outcome_rows": fitted.models.trained_rows})
-        log(f"  held out {s}: {len(te):,} pairs (fitted on {len(tr):,}); rule {fitted.rule}; "
+        rule = ", ".join(f"{w} -> {p}" for w, p in sorted(fitted.rule.items()))
+        log(f"  held out {s}: {len(te):,} pairs (fitted on {len(tr):,}); workload rule: {rule}; "
             f"classifier@best threshold {fitted.threshold_best:g}")
     idx = np.concatenate(order)
     pooled = subset_inputs(inp, idx)
@@ -181,6 +191,10 @@ class Blocks:
 
     def sums(self, values: np.ndarray) -> np.ndarray:
         return np.bincount(self.index, weights=np.asarray(values, dtype=np.float64), minlength=len(self.session))
+
+    def single_block(self) -> bool:
+        """True when no session has two blocks: resampling within sessions then varies nothing."""
+        return bool(pd.Series(self.session).value_counts().max() < 2) if len(self.session) else True
 
     def ci(self, num: np.ndarray, den: np.ndarray | None = None, offset: float = 0.0, scale: float = 1.0
            ) -> tuple[float, float]:
@@ -209,28 +223,74 @@ def blocks(sessions: np.ndarray, t_s: np.ndarray, block_s: float, resamples: int
     return Blocks(codes.astype(np.int64), block_session, W)
 
 
-def quantile_cis(b: Blocks, lat: np.ndarray, qs: tuple[float, ...]) -> list[tuple[float, float]]:
-    """95 % intervals of latency quantiles from per-block histograms on a log grid."""
+def _log_histograms(b: Blocks, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-block counts of the finite positive latencies on a log grid, and the bins' mid points."""
     fin = np.isfinite(lat) & (lat > 0)
     if not fin.any():
-        return [(np.nan, np.nan)] * len(qs)
+        return None
     lo, hi = np.log(lat[fin].min()), np.log(lat[fin].max()) + 1e-9
     nb = max(1, int(np.ceil((hi - lo) / np.log1p(QUANTILE_BIN_REL))))
     edges = np.exp(np.linspace(lo, hi, nb + 1))
     bins = np.clip(np.searchsorted(edges, lat[fin], side="right") - 1, 0, nb - 1)
     H = np.bincount(b.index[fin] * nb + bins, minlength=len(b.session) * nb).reshape(len(b.session), nb)
-    cum = np.cumsum(b.weights @ H, axis=1)
-    mids = np.sqrt(edges[:-1] * edges[1:])
+    # the mid points stay inside the observed range (the top bin's mid could exceed the largest value)
+    mids = np.clip(np.sqrt(edges[:-1] * edges[1:]), lat[fin].min(), lat[fin].max())
+    return H.astype(np.float64), mids
+
+
+def _hist_quantile(counts: np.ndarray, mids: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of every row of (weighted) histogram counts: the first bin reaching q of the total."""
+    cum = np.cumsum(counts, axis=1)
+    return mids[np.argmax(cum >= q * cum[:, -1:], axis=1)]
+
+
+def quantiles(b: Blocks, lat: np.ndarray, qs: tuple[float, ...]) -> list[tuple[float, tuple[float, float]]]:
+    """Latency quantiles with 95 % intervals. The point estimate is the bootstrap's statistic (the
+    quantile of the log-grid histogram, within `QUANTILE_BIN_REL` of the exact one) on the full
+    sample, so the interval and the point describe the same quantity."""
+    hist = _log_histograms(b, lat)
+    if hist is None:
+        return [(np.nan, (np.nan, np.nan))] * len(qs)
+    H, mids = hist
+    full, boot = H.sum(axis=0, keepdims=True), b.weights @ H
     out = []
     for q in qs:
-        at = mids[np.argmax(cum >= q * cum[:, -1:], axis=1)]
-        out.append((float(np.percentile(at, 2.5)), float(np.percentile(at, 97.5))))
+        at = _hist_quantile(boot, mids, q)
+        out.append((float(_hist_quantile(full, mids, q)[0]),
+                    (float(np.percentile(at, 2.5)), float(np.percentile(at, 97.5)))))
     return out
 
 
+def quantile_cis(b: Blocks, lat: np.ndarray, qs: tuple[float, ...]) -> list[tuple[float, float]]:
+    """95 % intervals of latency quantiles from per-block histograms on a log grid."""
+    return [ci for _, ci in quantiles(b, lat, qs)]
+
+
 # ------------------------------------------------------------------------------------- summaries
-def _with_ci(row: dict[str, Any], name: str, value: float, ci: tuple[float, float]) -> None:
-    row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = value, ci[0], ci[1]
+#: Why a CI is not given (in `<metric>_ci_na`; empty when the CI is given).
+CI_ONE_BLOCK: Final = "n/a: one block per session"
+CI_NO_VARIATION: Final = "n/a: no variation across resamples"
+
+
+def ci_reason(single_block: bool, value: float, ci: tuple[float, float]) -> str:
+    """Empty when the interval can be reported, else why not: every session is one block (nothing to
+    resample), the resamples never varied (a zero-width interval), or there is no value."""
+    if single_block:
+        return CI_ONE_BLOCK
+    lo, hi = ci
+    if not (np.isfinite(lo) and np.isfinite(hi)) or not np.isfinite(value):
+        return "n/a: no finite resamples"
+    if hi - lo <= 1e-12 * max(1.0, abs(value)):
+        return CI_NO_VARIATION
+    return ""
+
+
+def _with_ci(row: dict[str, Any], name: str, value: float, ci: tuple[float, float], single_block: bool) -> None:
+    """The value with its 95 % CI, or with NaN bounds and the reason in `<name>_ci_na`."""
+    why = ci_reason(single_block, value, ci)
+    row[name] = value
+    row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (np.nan, np.nan) if why else ci
+    row[f"{name}_ci_na"] = why
 
 
 def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_bill: BillFn
@@ -242,6 +302,7 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
     b = blocks(inp.sessions, inp.t_s, d.bootstrap_block_s, d.bootstrap_resamples, d.seed)
     n = len(out)
     ones = np.ones(n)
+    one = b.single_block()
     timeout_ms = inp.missing_completion_s * 1000.0
     slo = np.array([objs["default"].slo_ms(w) for w in out.workload], dtype=np.float64)
     rows, bill_lines, bill_notes, by_workload = [], [], [], []
@@ -256,24 +317,23 @@ def summarize(params: Params, sc: Scored, objs: Mapping[str, Objective], policy_
         bill_notes += [n for n in bill.notes if n not in bill_notes]
         row: dict[str, Any] = {"policy": name, "kind": sc.kinds[name], "judged_by": o.name, "objective_kind": o.kind,
                                "n_pairs": n, "lambda_share": float(ch.mean()), "bill_usd": bill_total}
-        _with_ci(row, "bill_avg_usd_per_1k_requests", bill_total / n * 1000, b.ci(cost, ones, fixed, 1000))
-        _with_ci(row, "marginal_avg_usd_per_1k_requests", float(cost.mean() * 1000), b.ci(cost, ones, 0, 1000))
+        _with_ci(row, "bill_avg_usd_per_1k_requests", bill_total / n * 1000, b.ci(cost, ones, fixed, 1000), one)
+        _with_ci(row, "marginal_avg_usd_per_1k_requests", float(cost.mean() * 1000), b.ci(cost, ones, 0, 1000), one)
         fin = np.isfinite(lat)
-        pct = np.percentile(lat[fin], [50, 95, 99]) if fin.any() else [np.nan] * 3
-        for q, v, ci in zip((50, 95, 99), pct, quantile_cis(b, lat, (0.5, 0.95, 0.99))):
-            _with_ci(row, f"latency_p{q}_ms", float(v), ci)
+        for q, (v, ci) in zip((50, 95, 99), quantiles(b, lat, (0.5, 0.95, 0.99))):
+            _with_ci(row, f"latency_p{q}_ms", v, ci, one)
         row["latency_missing"] = int((~fin).sum())
-        _with_ci(row, "failure_rate", float((~ok).mean()), b.ci(~ok, ones))
+        _with_ci(row, "failure_rate", float((~ok).mean()), b.ci(~ok, ones), one)
         with np.errstate(invalid="ignore"):
             miss = ~ok | ~(lat <= slo)
-        _with_ci(row, "slo_miss_share", float(miss.mean()), b.ci(miss, ones))
+        _with_ci(row, "slo_miss_share", float(miss.mean()), b.ci(miss, ones), one)
         d_usd = cost - cost_o
         d_ms = np.where(np.isfinite(lat), lat, timeout_ms) - np.where(np.isfinite(lat_o), lat_o, timeout_ms)
-        _with_ci(row, "regret_usd_per_1k_requests", float(d_usd.mean() * 1000), b.ci(d_usd, ones, 0, 1000))
-        _with_ci(row, "regret_ms_per_request", float(d_ms.mean()), b.ci(d_ms, ones))
+        _with_ci(row, "regret_usd_per_1k_requests", float(d_usd.mean() * 1000), b.ci(d_usd, ones, 0, 1000), one)
+        _with_ci(row, "regret_ms_per_request", float(d_ms.mean()), b.ci(d_ms, ones), one)
         if o.kind == "weighted":
             d_obj = measured_objective_usd(o, lat, ok, cost) - measured_objective_usd(o, lat_o, ok_o, cost_o)
-            _with_ci(row, "regret_objective_usd_per_1k_requests", float(d_obj.mean() * 1000), b.ci(d_obj, ones, 0, 1000))
+            _with_ci(row, "regret_objective_usd_per_1k_requests", float(d_obj.mean() * 1000), b.ci(d_obj, ones, 0, 1000), one)
         row["oracle_agreement"] = float((ch == sc.choices[oracle_key(sc.judged[name])]).mean())
         rows.append(row)
         by_workload += _by_workload(name, out.workload, ch, lat, ok, cost, miss, d_usd, d_ms)
@@ -331,8 +391,10 @@ def load_bins(in_flight: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 
 def wins(sc: Scored, objective: Objective) -> pd.DataFrame:
     """Per workload x payload x ECS load: pairs, the oracle's Lambda share, each platform's p95 of
-    successful attempts, failure rate and mean marginal cost, and the platform the objective
-    prefers for the whole cell."""
+    successful attempts, failure rate and mean marginal cost, the platform the objective prefers for
+    the whole cell, the share of pairs that failed on both platforms, the `winner` (`NEITHER` when
+    most pairs failed on both, else the preferred platform) and `low_confidence` (fewer than
+    `WIN_MIN_PAIRS` pairs)."""
     out = sc.outcomes
     inflight = sc.inputs.X["workload_in_flight_ecs"].to_numpy(dtype=np.float64)
     capacity = np.array([sc.ecs_capacity.get(str(w), 0) for w in out.workload], dtype=np.float64)
@@ -352,5 +414,8 @@ def wins(sc: Scored, objective: Objective) -> pd.DataFrame:
             row[f"{p}_failure_rate"] = float((~okp).mean())
             row[f"{p}_marginal_usd_per_1k"] = float(cell.cost_usd[p].mean() * 1000)
         row["objective_prefers"] = best_constant(objective, cell)
+        row["both_fail_share"] = float((~cell.ok["lambda"] & ~cell.ok["ecs"]).mean())
+        row["winner"] = NEITHER if row["both_fail_share"] > 0.5 else row["objective_prefers"]
+        row["low_confidence"] = bool(row["n_pairs"] < WIN_MIN_PAIRS)
         rows.append(row)
     return pd.DataFrame(rows)

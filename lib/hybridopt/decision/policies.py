@@ -227,14 +227,15 @@ class ClassifierFamily:
     source: str
 
 
-def served_family(params: Params, meta: Mapping[str, Any] | None) -> ClassifierFamily:
-    """The family and settings 04_train chose for serving (its model_metadata.json), else LightGBM
-    with the plan's settings."""
+def served_family(params: Params, meta: Mapping[str, Any] | None, meta_path: str = "model_metadata.json"
+                  ) -> ClassifierFamily:
+    """The family and settings 04_train chose for serving (its model_metadata.json at `meta_path`),
+    else LightGBM with the plan's settings."""
     serving = (meta or {}).get("serving") or {}
     name = serving.get("model")
     if name in ("lightgbm", "xgboost") and name in (meta or {}).get("chosen_settings", {}):
         return ClassifierFamily(str(name), dict(meta["chosen_settings"][name]),  # type: ignore[index]
-                                "models/<profile>/model_metadata.json: serving.model and its chosen_settings")
+                                f"{meta_path}: serving.model and its chosen_settings")
     return ClassifierFamily("lightgbm", dict(params.training.search["lightgbm"].plan),
                             "params training.search.lightgbm.plan (no trained serving model found)")
 
