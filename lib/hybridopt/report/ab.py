@@ -18,22 +18,37 @@ POLICY_COLUMNS = ["lambda_share", "cost_per_request_usd", "cost_per_request_usd_
                   "regret_cost_per_request_usd", "regret_latency_ms", "oracle_agreement"]
 
 
+#: Per-request cost columns of the offline tables, shown per 1,000 requests (06's unit).
+_COST_1K = {"cost_per_request_usd": "cost USD per 1k requests", "cost_per_request_usd_low": "cost per 1k low",
+            "cost_per_request_usd_high": "cost per 1k high",
+            "regret_cost_per_request_usd": "regret cost USD per 1k requests"}
+
+
+def _per_1k(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in _COST_1K:
+        if c in out.columns:
+            out[c] = out[c].astype(float) * 1000
+    return out.rename(columns=_COST_1K)
+
+
 def policy_table(policies: pd.DataFrame) -> pd.DataFrame:
-    """The offline evaluation's table (ab.offline.evaluate_policies) reduced to POLICY_COLUMNS."""
-    return policies[[c for c in POLICY_COLUMNS if c in policies.columns]]
+    """The offline evaluation's table (ab.offline.evaluate_policies) reduced to POLICY_COLUMNS,
+    costs per 1,000 requests."""
+    return _per_1k(policies[[c for c in POLICY_COLUMNS if c in policies.columns]])
 
 
 def policy_frontier_figure(policies: pd.DataFrame) -> plt.Figure:
     """Cost per request against latency p95 per policy, with the bootstrap CIs as error bars."""
     p = policies.reset_index()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.errorbar(p["cost_per_request_usd"] * 1e6, p["latency_p95_ms"],
-                xerr=[(p["cost_per_request_usd"] - p["cost_per_request_usd_low"]) * 1e6,
-                      (p["cost_per_request_usd_high"] - p["cost_per_request_usd"]) * 1e6],
+    ax.errorbar(p["cost_per_request_usd"] * 1e3, p["latency_p95_ms"],
+                xerr=[(p["cost_per_request_usd"] - p["cost_per_request_usd_low"]) * 1e3,
+                      (p["cost_per_request_usd_high"] - p["cost_per_request_usd"]) * 1e3],
                 yerr=[p["latency_p95_ms"] - p["latency_p95_ms_low"], p["latency_p95_ms_high"] - p["latency_p95_ms"]],
                 fmt="none", ecolor="grey", alpha=0.6)
-    sns.scatterplot(data=p, x=p["cost_per_request_usd"] * 1e6, y="latency_p95_ms", hue="policy", s=70, ax=ax)
-    ax.set(xlabel="cost per request (µUSD)", ylabel="latency p95 (ms)", title="Policies on held-out pairs (95 % CIs)")
+    sns.scatterplot(data=p, x=p["cost_per_request_usd"] * 1e3, y="latency_p95_ms", hue="policy", s=70, ax=ax)
+    ax.set(xlabel="cost per 1,000 requests (USD)", ylabel="latency p95 (ms)", title="Policies on held-out pairs (95 % CIs)")
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     return done(fig)
 
@@ -48,7 +63,7 @@ def latency_ecdf_figure(frame: pd.DataFrame, title: str) -> plt.Figure:
 
 def vs_static_table(vs_static: pd.DataFrame) -> pd.DataFrame:
     """Each policy minus the static rule, one column per statistic (ab.offline.evaluate_policies)."""
-    return vs_static.pivot(index="policy", columns="statistic", values="difference")
+    return _per_1k(vs_static.pivot(index="policy", columns="statistic", values="difference"))
 
 
 def coverage_table(known: pd.DataFrame, none: pd.DataFrame) -> pd.DataFrame:
@@ -84,6 +99,8 @@ def comparison_table(res: Any) -> pd.DataFrame:
         if m in c.index:
             c.loc[m, cols] = c.loc[m, cols].astype(float) * 1000
     c = c.rename(index=_PER_1K)
+    c["p_value"] = [p_value_text(float(p)).removeprefix("p ").removeprefix("= ") for p in c["p_value"]]
+    c["significant"] = c["significant"].map({True: "yes", False: "no"})
     return c[[*cols, "relative_difference", "test", "p_value", "significant", "n_control", "n_treatment"]]
 
 
