@@ -266,8 +266,11 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
             with (out / "artillery.log").open("w") as log:
                 proc = subprocess.run(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       timeout=timeout_s)
+            idle = px.wait_idle(2 * client_timeout_s + 5)      # forwards still running (their clients gone)
             counts = dict(px.counts)
             decisions = list(px.decisions)
+            if not idle:
+                counts["still_forwarding_at_end"] = px.active
         completions = dict(router.decision.completions) if router.decision is not None else None
     with (out / "decisions.jsonl").open("w") as fh:
         for d in decisions:

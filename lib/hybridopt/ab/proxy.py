@@ -78,6 +78,7 @@ class RouterProxy:
         self.counts: dict[str, int] = {}
         self.decisions: list[dict[str, object]] = []
         self._lock = threading.Lock()
+        self._active = 0                     # requests being handled now
         self._local = threading.local()
         self._all_conns: list[http.client.HTTPConnection] = []
         proxy = self
@@ -89,7 +90,13 @@ class RouterProxy:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802
-                proxy._handle(self)
+                with proxy._lock:
+                    proxy._active += 1
+                try:
+                    proxy._handle(self)
+                finally:
+                    with proxy._lock:
+                        proxy._active -= 1
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path == "/health":
@@ -115,6 +122,24 @@ class RouterProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, name="hybridopt-router", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def active(self) -> int:
+        """Requests being handled now."""
+        with self._lock:
+            return self._active
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is being handled (a forward outlives the client that timed out):
+        True when idle, False after `timeout_s`. Read `counts` and `decisions` after it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if self._active == 0:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -196,6 +196,10 @@ def online_accounting_table(counts: dict[str, int], requests: pd.DataFrame) -> p
     if counts.get("400"):
         rows.append({"row": "rejected by the router (400)", "control": None, "treatment": None,
                      "total": int(counts["400"]), "meaning": "a field the handler refused; nothing forwarded"})
+    if counts.get("still_forwarding_at_end"):
+        rows.append({"row": "still being forwarded when the counts were read", "control": None, "treatment": None,
+                     "total": int(counts["still_forwarding_at_end"]),
+                     "meaning": "requests whose platform had not answered yet when the run ended: not in the rows above"})
     if counts.get("client_gone"):
         rows.append({"row": "connections lost outside a request", "control": None, "treatment": None,
                      "total": int(counts["client_gone"]), "meaning": "a client connection that failed between requests"})
@@ -215,8 +219,11 @@ def completions_sentence(completions: dict[str, int] | None, decisions: int) -> 
             f"reported the platform's answer, {exp:,} expired at the client timeout before that report")
     if unk:
         text += f" (their late reports, {unk:,}, are counted as `unknown` and change nothing)"
-    if left != decisions:
+    if left < decisions:
         text += f"; {left:,} left for {decisions:,} decisions: {decisions - left:,} still in flight at the end"
+    elif left > decisions:
+        text += (f"; {left:,} left the count but only {decisions:,} decision records were kept: "
+                 f"{left - decisions:,} record(s) missing")
     return text + "."
 
 
