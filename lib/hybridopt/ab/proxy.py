@@ -185,7 +185,8 @@ class RouterProxy:
                "objective_platform": answer.get("objective_platform"),
                "workload_rule_platform": answer.get("workload_rule_platform"),
                "probability_lambda": answer["probability_lambda"], "model_platform": answer["model_platform"],
-               "upstream_status": status, "upstream_error": error, "decided_s": decided_s, "completed_s": done_s, "platforms": answer.get("platforms"),
+               "upstream_status": status, "upstream_error": error, "decided_s": decided_s, "completed_s": done_s,
+               "platforms": answer.get("platforms"),
                "load": answer.get("load")}
         with self._lock:
             self.decisions.append(rec)
