@@ -33,10 +33,14 @@ from hybridopt.params import Params
 
 REQUEST_ITEMS: Final = ("lambda_duration", "lambda_requests", "api_gateway_requests", "alb_lcu")
 FLEET_ITEMS: Final = ("fargate_vcpu", "fargate_memory", "alb_hours")
-NOTE: Final = ("per-request figures are AVERAGES of the arm's bill, extrapolated to all the test's requests: the arm's "
-               "request-driven lines (Lambda, API Gateway, ALB LCUs) / its requests + the shared fleet's lines "
-               "(Fargate task-hours as the services ran for both arms, ALB hours) / all requests; an A/B on one fleet "
-               "cannot say which arm made it scale")
+NOTE: Final = ("Per-request figures are AVERAGES of the arm's bill, extrapolated to all the test's requests: the arm's "
+               "request-driven lines (Lambda, API Gateway, ALB LCUs) / its requests + its fleet lines / all requests. "
+               "Both arms run on ONE fleet, and an A/B on one fleet cannot say which arm made it scale: an arm's "
+               "fleet_usd is the shared fleet's Fargate task-hours (as the services ran for both arms) of every ECS "
+               "service the arm sent requests to (ecs_services), in each session it did, in full, plus the ALB hours "
+               "if it used ECS. A service both arms used is in both arms' fleet_usd, so the arms' fleet lines do not "
+               "add up to `both` (the fleet AWS bills once); an arm that sends fewer workloads to ECS carries fewer "
+               "services' task-hours.")
 
 
 @dataclass
@@ -91,12 +95,15 @@ def arm_bills(rows: pd.DataFrame, params: Params, timeline: CapacityTimeline | N
             share[ecs] = usd.get("alb_lcu", 0.0) / int(ecs.sum())
         share[m] += fleet_usd / n_all
         avg = request_usd / n + fleet_usd / n_all
+        services = ", ".join(sorted(df.loc[ecs, "workload_type"].astype(str).unique())) if ecs.any() else ""
         rows_out.append({"arm": a, "requests": n, "lambda_requests": int((m & lam).sum()), "ecs_requests": int(ecs.sum()),
+                         "ecs_services": services,
                          "request_driven_usd": request_usd, "fleet_usd": fleet_usd,
                          "bill_usd": request_usd + fleet_usd, "avg_usd_per_request": avg,
                          "avg_usd_per_1k_requests": 1000.0 * avg, "capacity_basis": b.capacity_basis if b else None})
     rows_out.append({"arm": "both", "requests": n_all, "lambda_requests": int(lam.sum()),
                      "ecs_requests": int((plat == "ecs").sum()),
+                     "ecs_services": ", ".join(sorted(df.loc[plat == "ecs", "workload_type"].astype(str).unique())),
                      "request_driven_usd": sum(whole.usd_by("item").get(i, 0.0) for i in REQUEST_ITEMS),
                      "fleet_usd": sum(whole.usd_by("item").get(i, 0.0) for i in FLEET_ITEMS),
                      "bill_usd": whole.total_usd, "avg_usd_per_request": whole.total_usd / n_all if n_all else np.nan,

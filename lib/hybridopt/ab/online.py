@@ -43,7 +43,7 @@ from hybridopt.router.handler import Router
 from hybridopt.router.package import build_package, package_path, router_config
 
 __all__ = ["TestbedAB", "ab_dir", "ensure_package", "model_proba", "read_ab_lines", "requests_frame", "run_testbed_ab",
-           "simulated_ab", "simulated_arrivals"]
+           "simulated_ab", "simulated_arrivals", "with_routed_platform"]
 
 AB_CONFIG_ENV = "HYBRIDOPT_AB_CONFIG"
 AB_YML = "ab-test.yml"
@@ -96,7 +96,7 @@ def decisions_frame(decisions: list[dict[str, Any]], request_ids: pd.Series) -> 
     (by request id; a line the proxy never decided has NaN / None)."""
     cols = ["marginal_usd", "other_marginal_usd", "p50_ms", "p95_ms", "p_fail", "workload_in_flight_ecs",
             "in_flight_lambda", "in_flight_ecs", "objective_platform", "workload_rule_platform", "decision_id",
-            "upstream_status"]
+            "upstream_status", "routed_platform", "upstream_error"]
     recs = []
     for d in decisions:
         plat = d.get("platform")
@@ -110,13 +110,30 @@ def decisions_frame(decisions: list[dict[str, Any]], request_ids: pd.Series) -> 
                      **{k: load.get(k) for k in ("workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs")},
                      "objective_platform": d.get("objective_platform"),
                      "workload_rule_platform": d.get("workload_rule_platform"), "decision_id": d.get("decision_id"),
-                     "upstream_status": d.get("upstream_status")})
+                     "upstream_status": d.get("upstream_status"), "routed_platform": plat,
+                     "upstream_error": d.get("upstream_error")})
     dec = pd.DataFrame(recs, columns=["request_id", *cols]).drop_duplicates("request_id")
     joined = pd.DataFrame({"request_id": request_ids.astype(str).to_numpy()}).merge(
         dec.astype({"request_id": str}), on="request_id", how="left")
     for c in cols[:8]:
         joined[c] = pd.to_numeric(joined[c], errors="coerce").astype("float64")
     return joined.drop(columns="request_id")
+
+
+def with_routed_platform(lines: pd.DataFrame, decided: pd.DataFrame | None) -> pd.DataFrame:
+    """The request lines with `platform` taken from the proxy's decision record where the line has
+    none: a client that timed out never saw the answer's `x-router-platform`, but the router sent
+    the request to a platform (which ran it, and is billed for it)."""
+    if decided is None or "routed_platform" not in decided.columns:
+        return lines
+    if len(decided) != len(lines):
+        raise ValueError(f"decision columns have {len(decided)} rows for {len(lines)} request lines")
+    out = lines.copy()
+    plat = out["platform"].astype(object)
+    routed = decided["routed_platform"].astype(object).to_numpy()
+    fill = plat.isna().to_numpy() & pd.notna(routed)
+    out["platform"] = plat.where(~fill, routed)
+    return out
 
 
 def read_ab_lines(params: Params, folder: Path) -> IngestResult:
@@ -249,8 +266,11 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
             with (out / "artillery.log").open("w") as log:
                 proc = subprocess.run(cmd, cwd=adir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       timeout=timeout_s)
+            idle = px.wait_idle(2 * client_timeout_s + 5)      # forwards still running (their clients gone)
             counts = dict(px.counts)
             decisions = list(px.decisions)
+            if not idle:
+                counts["still_forwarding_at_end"] = px.active
         completions = dict(router.decision.completions) if router.decision is not None else None
     with (out / "decisions.jsonl").open("w") as fh:
         for d in decisions:
@@ -261,7 +281,7 @@ def run_testbed_ab(params: Params, zip_path: Path, out_dir: Path | None = None, 
     reqs = pd.DataFrame()
     if len(read.requests):
         extra = decisions_frame(decisions, read.requests["request_id"]) if decisions else None
-        reqs, bills = requests_frame(read.requests, params, None, extra)
+        reqs, bills = requests_frame(with_routed_platform(read.requests, extra), params, None, extra)
         reqs.to_parquet(out / "requests.parquet", index=False)
     return TestbedAB(out, read.ledger.lines_total, reqs, counts, proc.returncode, time.perf_counter() - t0,
                      read.ledger, bills, len(decisions), completions)

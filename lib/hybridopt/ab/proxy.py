@@ -10,7 +10,16 @@ Response headers: `x-router-arm`, `x-router-platform`, `x-router-probability` (t
 classifier's P(lambda)), `x-router-model`, `x-router-decided-by`, `x-router-ms` (decision time) and,
 on the objective path, `x-router-decision-id`; the upstream's status, body, Content-Type and
 Server-Timing pass through. A 400 from the handler is answered 400 (JSON naming the field) and
-nothing is forwarded; an unreachable upstream is a 502 with `x-router-platform` set.
+nothing is forwarded; an upstream that gives no answer (connection refused or reset, or no answer
+within `timeout_s`) is the proxy's own 502 with `x-router-platform` set (the router itself never
+answers 5xx).
+
+`counts` (what the proxy did with each request; keys `<arm>:<platform>:<outcome>`):
+`answered` the upstream answered (any status, passed through); `502` the upstream gave no answer;
+`client_gone` the client had closed its connection (its own timeout) before the proxy could write
+the answer or the 502, a subset of the two before; `400` the handler rejected the request (nothing
+forwarded); `client_gone` alone: a connection lost outside a routed request. Each routed request is
+in exactly one of `answered` and `502`.
 
 The load state (objective path): the router counts the request as sent to the chosen platform when
 it decides, and the proxy reports it completed (`DecisionPolicy.complete`) as soon as the upstream's
@@ -27,6 +36,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +78,7 @@ class RouterProxy:
         self.counts: dict[str, int] = {}
         self.decisions: list[dict[str, object]] = []
         self._lock = threading.Lock()
+        self._active = 0                     # requests being handled now
         self._local = threading.local()
         self._all_conns: list[http.client.HTTPConnection] = []
         proxy = self
@@ -78,7 +90,13 @@ class RouterProxy:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802
-                proxy._handle(self)
+                with proxy._lock:
+                    proxy._active += 1
+                try:
+                    proxy._handle(self)
+                finally:
+                    with proxy._lock:
+                        proxy._active -= 1
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path == "/health":
@@ -89,7 +107,7 @@ class RouterProxy:
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:
-                proxy._count("client_gone")   # the client left (its timeout) before the answer: counted, not printed
+                proxy._count("client_gone")   # a connection lost outside a routed request: counted, not printed
 
         self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
@@ -104,6 +122,24 @@ class RouterProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, name="hybridopt-router", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def active(self) -> int:
+        """Requests being handled now."""
+        with self._lock:
+            return self._active
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is being handled (a forward outlives the client that timed out):
+        True when idle, False after `timeout_s`. Read `counts` and `decisions` after it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if self._active == 0:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -136,7 +172,7 @@ class RouterProxy:
         h.wfile.write(body)
 
     def _completed(self, answer: Mapping[str, object], request_id: str | None, status: int | None,
-                   decided_s: float) -> None:
+                   decided_s: float, error: str | None = None) -> None:
         """The upstream answered (or failed): the request leaves the router's in-flight counts, and
         its decision is recorded."""
         decision_id = answer.get("decision_id")
@@ -149,7 +185,8 @@ class RouterProxy:
                "objective_platform": answer.get("objective_platform"),
                "workload_rule_platform": answer.get("workload_rule_platform"),
                "probability_lambda": answer["probability_lambda"], "model_platform": answer["model_platform"],
-               "upstream_status": status, "decided_s": decided_s, "completed_s": done_s, "platforms": answer.get("platforms"),
+               "upstream_status": status, "upstream_error": error, "decided_s": decided_s, "completed_s": done_s,
+               "platforms": answer.get("platforms"),
                "load": answer.get("load")}
         with self._lock:
             self.decisions.append(rec)
@@ -221,15 +258,38 @@ class RouterProxy:
         try:
             status, hdrs, payload = self._forward(platform, self.routes[workload][platform], body, fwd)
         except (OSError, http.client.HTTPException) as exc:
-            self._completed(answer, h.headers.get("x-request-id"), None, decided_s)
-            self._count("502")
-            self._send(h, 502, {"Content-Type": "application/json", **meta},
-                       json.dumps({"error": {"field": None, "message": f"upstream {platform}: {exc}"}}).encode())
+            self._completed(answer, h.headers.get("x-request-id"), None, decided_s, f"{type(exc).__name__}: {exc}")
+            self._count(f"{answer['arm']}:{platform}:502")
+            self._answer(h, f"{answer['arm']}:{platform}", 502, {"Content-Type": "application/json", **meta},
+                         json.dumps({"error": {"field": None, "message": f"upstream {platform}: {exc}"}}).encode())
             return
         self._completed(answer, h.headers.get("x-request-id"), status, decided_s)
-        self._count(f"{answer['arm']}:{platform}")
+        self._count(f"{answer['arm']}:{platform}:answered")
         out = {k: v for k, v in hdrs if k.lower() in _PASS_HEADERS}
-        self._send(h, status, {**out, **meta}, payload)
+        self._answer(h, f"{answer['arm']}:{platform}", status, {**out, **meta}, payload)
+
+    def _answer(self, h: BaseHTTPRequestHandler, key: str, status: int, headers: Mapping[str, str],
+                body: bytes) -> None:
+        """Write a routed request's answer; a client that already closed its connection (its
+        timeout) is counted `<key>:client_gone` and the connection dropped."""
+        try:
+            if _peer_closed(h.connection):
+                raise ConnectionAbortedError("the client closed its connection")
+            self._send(h, status, headers, body)
+            h.wfile.flush()
+        except OSError:
+            self._count(f"{key}:client_gone")
+            h.close_connection = True
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True if the client has closed its side (end of stream waiting, or reset): an HTTP client
+    waiting for its answer never does."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def proxy_for(router: Router, params, lambda_base_url: str, ecs_base_url: str, port: int = 0,

@@ -61,7 +61,9 @@ def sample_answers(router: Router) -> pd.DataFrame:
             ids.append(body["decision_id"])
         err = body.get("error") or {}
         inp = body.get("inputs") or {}
-        row = {"event": name, "status": resp["statusCode"], "platform": body.get("recommended_platform"),
+        row = {"event": name, "status": resp["statusCode"],
+               "error": f"{err.get('field')}: {err.get('message')}" if err else None,
+               "platform": body.get("recommended_platform"),
                "decided_by": body.get("decided_by"), "arm": body.get("arm"), "P(lambda)": body.get("probability_lambda"),
                "time_window": f"{inp.get('time_window')} ({inp.get('time_window_source')})" if inp else None}
         if router.decision is not None:
@@ -73,9 +75,12 @@ def sample_answers(router: Router) -> pd.DataFrame:
                         **{f"{p} p95 ms": (per.get(p) or {}).get("p95_ms") for p in ("lambda", "ecs")},
                         **{f"{p} marginal µUSD": _micro((per.get(p) or {}).get("marginal_usd")) for p in ("lambda", "ecs")},
                         "in flight (λ/ECS)": (f"{load['in_flight_lambda']:g}/{load['in_flight_ecs']:g}" if load else None)})
-        row["error"] = f"{err.get('field')}: {err.get('message')}" if err else None
         rows.append(row)
     return pd.DataFrame(rows).set_index("event")
+
+
+def _yes_no(flag: object) -> str:
+    return "unknown" if flag is None else "yes" if flag else "no"
 
 
 def _micro(usd: float | None) -> float | None:
@@ -85,13 +90,15 @@ def _micro(usd: float | None) -> float | None:
 def package_table(package: Any, router: Router, limits: Any) -> pd.DataFrame:
     """The router package at a glance (router.package.PackageReport, the loaded Router and
     params.router for the size limit and aim)."""
-    return pd.Series({"zip": package.zip_path, "zip MB": round(package.zip_bytes / 1e6, 3),
-                      "unzipped MB": round(package.unzipped_bytes / 1e6, 3), "files": package.n_files,
+    version = str(package.model_version)
+    classifier = version if version.startswith(str(package.model_format)) else f"{package.model_format} {version}"
+    return pd.Series({"zip": str(package.zip_path), "zip MB": f"{package.zip_bytes / 1e6:.2f}",
+                      "unzipped MB": f"{package.unzipped_bytes / 1e6:.2f}", "files": f"{package.n_files:,}",
                       "policy served": package.policy,
-                      "classifier": f"{package.model_format} {package.model_version}", "trees": len(router.model.trees),
-                      "classifier KB": round(package.model_bytes / 1e3, 1),
+                      "classifier": classifier, "trees": f"{len(router.model.trees):,}",
+                      "classifier KB": f"{package.model_bytes / 1e3:,.1f}",
                       "decision": package.decision_version or "none (no decision/ in the model folder)",
-                      "decision KB": round(package.decision_bytes / 1e3, 1), "handler": package.handler,
+                      "decision KB": f"{package.decision_bytes / 1e3:,.1f}", "handler": package.handler,
                       "sha256": package.sha256, "warnings": "; ".join(package.warnings) or "none",
                       "limit / aim MB": f"{limits.max_package_mb} / {limits.target_package_mb}"},
                      name="package").to_frame()
@@ -110,7 +117,7 @@ def policy_table(router: Router) -> pd.DataFrame:
         "workload rule (control)": d.rule,
         "SLO p95 ms": {w: o.slo_p95_ms.get(w) for w in d.rule},
         "ECS worker slots": {w: mc.ecs_capacity.get(w) for w in d.rule},
-        "ECS may scale": {w: mc.ecs_autoscaling.get(w) for w in d.rule},
+        "ECS may scale": {w: _yes_no(mc.ecs_autoscaling.get(w)) for w in d.rule},
         "Lambda memory MB": {w: mc.lambda_memory_mb.get(w) for w in d.rule},
     }).rename_axis("workload")
 
@@ -130,11 +137,34 @@ INPUTS = [
 
 
 def inputs_table() -> pd.DataFrame:
-    return pd.DataFrame(INPUTS, columns=["input", "production (Lambda, recommend only)", "testbed A/B (proxy)"]
-                        ).set_index("input")
+    """INPUTS as a table; the input names are a column (cells are escaped for HTML, so names like
+    `in_flight_<platform>` show as written)."""
+    return pd.DataFrame(INPUTS, columns=["input", "production (Lambda, recommend only)", "testbed A/B (proxy)"])
 
 
 def timings_table(timings: dict[str, Any]) -> pd.DataFrame:
     """One row per measured path from router.bench (warm_latency or cold_init); the scalar entries
     (call counts, runs, policy) stay out."""
     return pd.DataFrame({k: v for k, v in timings.items() if isinstance(v, dict)}).T.rename_axis("path")
+
+
+#: The warm decision's aim: p99 of a direct invocation within this (the notebook's "Read first").
+WARM_P99_AIM_MS = 1.0
+
+
+def warm_latency_note(warm: dict[str, Any], machine: dict[str, Any], aim_ms: float = WARM_P99_AIM_MS) -> str:
+    """The machine the warm timings ran on (CPUs, 1-minute load average, Python) and the direct
+    invocation's p99 against the aim, with the load average it was measured at when not met."""
+    cpus = machine.get("cpus") or 0
+    load = float(machine.get("loadavg_1m", float("nan")))
+    per_cpu = f" ({load / cpus:.1f} per CPU)" if cpus else ""
+    text = (f"Machine: {cpus} CPUs, load average (1 min) {load:.1f}{per_cpu}, Python {machine.get('python')}.")
+    direct = warm.get("direct_event")
+    if isinstance(direct, dict) and "p99_us" in direct:
+        p99_ms = float(direct["p99_us"]) / 1000.0
+        met = p99_ms <= aim_ms
+        text += (f" Warm p99 of a direct invocation: {p99_ms:.2f} ms against the {aim_ms:g} ms aim: "
+                 + ("met." if met else f"not met at load average {load:.1f}{per_cpu}; the p50 is "
+                    f"{float(direct['p50_us']) / 1000.0:.2f} ms; on a loaded machine a p99 far above the p50 is mostly "
+                    "time spent waiting for a CPU (benchmarks/bench_router.py on an idle machine separates the two)."))
+    return text
