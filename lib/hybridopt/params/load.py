@@ -31,6 +31,7 @@ from hybridopt.params.experiment import (
     Training,
     Workload,
 )
+from hybridopt.params.crossover import ClosedLoopStandIn
 from hybridopt.params.infra import InfraParams
 from hybridopt.params.stages import AB, Collection, Decision, Deploy, Router
 from hybridopt.params.testbed import TestbedParams
@@ -64,6 +65,7 @@ class Params(_Strict):
     ab: AB = Field(default_factory=AB)
     collection: Collection = Field(default_factory=Collection)
     infra: InfraParams = Field(default_factory=InfraParams)
+    closed_loop: ClosedLoopStandIn = Field(default_factory=ClosedLoopStandIn)
 
     @field_validator("timezone")
     @classmethod
