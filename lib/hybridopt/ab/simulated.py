@@ -4,7 +4,8 @@ decision code, run on one platform model (`hybridopt.platforms.PlatformModel`).
 
 Objective policy (the model folder has decision/): CLOSED LOOP. One router (one load tracker, as
 the testbed proxy: both arms' requests pass through it) decides each arrival in time order, and the
-platform model runs the chosen platform's attempt through a small discrete-event loop:
+platform model runs the chosen platform's attempt through the closed-loop event loop
+(`hybridopt.closedloop.loop.run_closed_loop`, policy `hybridopt.closedloop.policies.ABArms`):
 - before the router decides at time t, every attempt the platforms receive at or before t is
   dispatched (in the order they arrive, per platform, as the model requires), and every attempt
   whose client-side completion (`Outcome.completes_at_s`: the last response byte, or the client's
@@ -22,9 +23,8 @@ then `simulate.replay` runs only the chosen platform of each arrival.
 
 from __future__ import annotations
 
-import heapq
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,15 @@ import numpy as np
 import pandas as pd
 
 from hybridopt.data.features import FeatureSpec
-from hybridopt.decision import capacity
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.package import router_config
 
 CLOSED_LOOP = ("CLOSED LOOP in the simulator: one router decides every arrival in time order with its load "
-               "tracker fed the simulated arrivals and completions; the platform model runs the chosen attempts, so "
-               "the load is the routing's own. Not modelled: the router's own latency (< 1 ms), several routers "
-               "with separate trackers (Lambda execution environments), any clock skew between router and client.")
+               "tracker fed the simulated arrivals and completions (hybridopt.closedloop.loop); the platform model "
+               "runs the chosen attempts, so the load is the routing's own. Not modelled: the router's own latency "
+               "(< 1 ms), several routers with separate trackers (Lambda execution environments), any clock skew "
+               "between router and client.")
 
 
 def model_proba(model_dir: Path, X: pd.DataFrame) -> np.ndarray:
@@ -129,66 +129,18 @@ def _open_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndar
 
 def _closed_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndarray, seed: int
                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from hybridopt.emulation.simulate import DEFAULT_START_DATE, ENVELOPE_BYTES, outcome_rows
-    from hybridopt.platforms import PlatformModel
+    from hybridopt.closedloop.loop import run_closed_loop
+    from hybridopt.closedloop.policies import ABArms
+    from hybridopt.emulation.simulate import DEFAULT_START_DATE
 
     pol = router.decision
     assert pol is not None
-    model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
-    a = arr
-    if not a["t_s"].is_monotonic_increasing:
+    if not arr["t_s"].is_monotonic_increasing:
         raise ValueError("simulated arrivals must be in time order")
-    ctx = a[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
+    ctx = arr[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
     rows14 = pol.spec.frame(ctx).to_numpy(dtype=np.float64).tolist()
-    t = a["t_s"].to_numpy(dtype=np.float64).tolist()
-    work = a["workload_type"].astype(str).tolist()
-    kb = a["payload_size_kb"].to_numpy(dtype=np.float64).tolist()
-    nbytes = (np.rint(a["payload_size_kb"].to_numpy(dtype=np.float64) * 1024.0).astype(np.int64)
-              + ENVELOPE_BYTES).tolist()
-    arms = np.where(treat, "treatment", "control").tolist()
-    submit, dispatch, timeout = model.submit, model.dispatch, model.apply_client_timeout
-    pending: list[tuple[float, int, Any, str]] = []         # (dispatch_at_s, arrival, Pending, decision id)
-    done: list[tuple[float, int, str]] = []                # (completes_at_s, arrival, decision id)
-    outs: list[Any] = [None] * len(a)
-    platform_of: list[str] = [""] * len(a)
-    rec = {k: np.full(len(a), np.nan) for k in ("marginal_usd", "other_marginal_usd", "p50_ms", "p95_ms", "p_fail",
-                                                "workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs")}
-    objective_platform: list[str | None] = [None] * len(a)
-    rule_platform: list[str] = [""] * len(a)
-
-    def run_until(now: float) -> list[str]:
-        while pending and pending[0][0] <= now:
-            _, k, p, did = heapq.heappop(pending)
-            o = timeout(dispatch(p))
-            outs[k] = o
-            heapq.heappush(done, (o.completes_at_s, k, did))
-        finished = []
-        while done and done[0][0] <= now:
-            finished.append(heapq.heappop(done)[2])
-        return finished
-
-    for i in range(len(a)):
-        ti = t[i]
-        ans = pol.decide(work[i], kb[i], rows14[i], ti, arms[i], completed=run_until(ti),
-                         predict=arms[i] == "treatment")
-        p = submit(ti, ans.platform, work[i], nbytes[i])
-        heapq.heappush(pending, (p.dispatch_at_s, i, p, ans.decision_id))
-        platform_of[i] = ans.platform
-        rule_platform[i] = ans.rule_platform
-        other = "ecs" if ans.platform == "lambda" else "lambda"
-        rec["marginal_usd"][i] = ans.marginal_usd[ans.platform]
-        rec["other_marginal_usd"][i] = ans.marginal_usd[other]
-        for k in ("workload_in_flight_ecs", "in_flight_lambda", "in_flight_ecs"):
-            rec[k][i] = ans.load[k]
-        if ans.predictions is not None:
-            objective_platform[i] = ans.objective_platform
-            pr = ans.predictions[ans.platform]
-            rec["p50_ms"][i], rec["p95_ms"][i], rec["p_fail"][i] = pr.p50_ms, pr.p95_ms, pr.p_fail
-    run_until(float("inf"))
-    rows = outcome_rows(a.assign(platform=platform_of), list(range(len(a))), platform_of, outs, params.experiment)
-    midnight = datetime(DEFAULT_START_DATE.year, DEFAULT_START_DATE.month, DEFAULT_START_DATE.day, tzinfo=params.tz)
-    timeline = capacity.from_model(model.ecs, midnight.timestamp())
-    per_arrival = pd.DataFrame({**rec, "objective_platform": objective_platform, "workload_rule_platform": rule_platform})
-    return rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP, "timeline": timeline,
-                  "per_arrival": per_arrival, "model_out_of_order": int(model.out_of_order),
-                  "completions": dict(pol.completions), "decision_version": pol.version}
+    arms = ABArms(pol, rows14, np.where(treat, "treatment", "control").tolist())
+    run = run_closed_loop(params, arr, arms, seed, DEFAULT_START_DATE)
+    return run.rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP, "timeline": run.timeline,
+                      "per_arrival": arms.per_arrival(), "model_out_of_order": int(run.model.out_of_order),
+                      "completions": dict(pol.completions), "decision_version": pol.version}
