@@ -216,6 +216,7 @@ class SweepResult:
     computed: int                        # rows computed in this run (any status)
     wall_s: float
     interrupted: bool = False
+    cached_ids: frozenset[str] = frozenset()                # task ids of the rows read from the cache
     workers: int = 0
     scheduler: str = ""
     counts: dict[str, int] = field(default_factory=dict)   # rows per status
@@ -268,7 +269,8 @@ def run_sweep(fn: Callable[..., Mapping[str, object]], tasks: Sequence[Task], co
         else:
             todo.append((tid, _jsonable(task, "task")))
     cached = len(rows)
-    result = SweepResult(pd.DataFrame(), len(tasks), cached, 0, 0.0)
+    cached_ids = frozenset(str(r["task_id"]) for r in rows)
+    result = SweepResult(pd.DataFrame(), len(tasks), cached, 0, 0.0, cached_ids=cached_ids)
     bar = tqdm(total=len(tasks), initial=cached, desc=description, unit="task", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:

@@ -292,6 +292,7 @@ def crossover_section(params: Params, force: bool = False, run: CrossoverRun | N
             f"{frame['policy'].nunique()} policies, {frame['seed'].nunique()} seeds, "
             f"{params.closed_loop.crossover.duration_s:g} virtual s each); "
             + ("results reused from disk" if run.reused else
+               f"all from the cache ({s['wall_s']:.1f} s wall)" if not s["computed"] else
                f"{s['cached']} from the cache, {s['computed']} computed on {s['workers']} workers in "
                f"{s['wall_s']:.1f} s wall")
             + f"; ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, over budget {counts.get('over_budget', 0)}.")
