@@ -67,7 +67,7 @@ def test_run_reuse_and_frame(client, tmp_path) -> None:
     params = load_params("smoke")
     run = grid.run_crossover(params, client=client, cell=fake_cell, out=tmp_path, progress=False)
     df = run.frame
-    assert list(df.columns) == [*grid.FRAME_COLUMNS, "duration_s"]          # the interface, then the other inputs
+    assert list(df.columns) == [*grid.FRAME_COLUMNS, "duration_s", "cpu_s"]   # the interface, then the rest
     assert len(df) == 24 and set(df["capacity"]) == {"1x2"}
     broke = df[df["status"] == "failed"]
     assert len(broke) == 1 and set(broke["policy"]) == {"hybrid"} and broke["error"].str.contains("hybrid broke").all()

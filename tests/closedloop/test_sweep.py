@@ -81,6 +81,7 @@ def test_rows_schema_and_order(client, ctx, tmp_path) -> None:
     assert df["x"].tolist() == [0, 1, 2, 3, 4]                     # the task order, whatever finished first
     assert df["y"].tolist() == [100, 101, 104, 109, 116]
     assert (df["status"] == "ok").all() and (df["error"] == "").all() and (df["wall_s"] >= 0).all()
+    assert (df["cpu_s"] >= 0).all()
     assert df["task_id"].tolist() == [task_id("k1", sweep.function_name(square), t) for t in TASKS]
     assert res.counts == {"ok": 5, "failed": 0, "over_budget": 0}
     assert (res.tasks, res.cached, res.computed, res.missing, res.interrupted) == (5, 0, 5, 0, False)
@@ -93,7 +94,7 @@ def test_cache_hit_key_and_force(client, ctx, tmp_path) -> None:
     assert _calls(ctx) == 5 and len(list(cache.glob("*.json"))) == 5
     again = run_sweep(square, TASKS, ctx, "k1", cache, budget_s=30, client=client, progress=False)
     assert (again.cached, again.computed) == (5, 0) and _calls(ctx) == 5       # nothing ran
-    assert again.frame.drop(columns="wall_s").equals(first.frame.drop(columns="wall_s"))
+    assert again.frame.equals(first.frame)                                     # the cached rows, timings included
     more = run_sweep(square, TASKS + [{"x": 9, "seed": 7}, {"x": 0, "seed": 8}], ctx, "k1", cache, budget_s=30,
                      client=client, progress=False)
     assert (more.cached, more.computed) == (5, 2) and _calls(ctx) == 7        # a new x and a new seed ran

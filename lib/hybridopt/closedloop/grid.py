@@ -146,6 +146,7 @@ def run_crossover(params: Params, *, scheduler: str | None = None, n_workers: in
     fresh = frame.iloc[0:0] if res.computed == 0 else frame[~frame["task_id"].isin(res.cached_ids)]
     summary = {**res.summary(), "profile": params.profile, "params_hash": params.hash,
                "computed_task_wall_s": round(float(fresh["wall_s"].sum()), 3),
+               "computed_task_cpu_s": round(float(fresh["cpu_s"].sum()), 3),
                "cache_key": cache_key(params), "started": started,
                "grid": g.model_dump(mode="json"), "forced": force}
     frame.to_parquet(d / RESULTS_FILE, index=False)

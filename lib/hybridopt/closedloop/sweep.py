@@ -5,7 +5,8 @@ Dask cluster (a LocalCluster of `n_workers` processes with one thread each, or a
 `scheduler`, e.g. `tcp://10.0.0.5:8786`) and returns one row per task:
 - the task's inputs, then what `fn` returned (a mapping of column -> value), then the engine's
   columns: `task_id` (a stable hash of `key`, the function's name and the task's inputs, seed
-  included), `status` ("ok" | "failed" | "over_budget"), `error` (empty when ok) and `wall_s`;
+  included), `status` ("ok" | "failed" | "over_budget"), `error` (empty when ok), `wall_s` and
+  `cpu_s` (the task thread's CPU seconds: its cost on a quiet core, whatever else the machine runs);
 - a task that raises is recorded as `failed` with its exception; one that runs past `budget_s` is
   stopped (an exception raised in its thread at the next Python instruction) and recorded as
   `over_budget`; a worker that dies under a task gives `failed` once Dask gives up on it
@@ -50,7 +51,7 @@ Status = Literal["ok", "failed", "over_budget"]
 
 STATUSES: tuple[Status, ...] = ("ok", "failed", "over_budget")
 #: The columns the engine adds to every row.
-ENGINE_COLUMNS = ("task_id", "status", "error", "wall_s")
+ENGINE_COLUMNS = ("task_id", "status", "error", "wall_s", "cpu_s")
 #: Longest error text kept in a row (a traceback's last lines).
 ERROR_CHARS = 2000
 #: How long a Client waits for a running scheduler to answer.
@@ -115,7 +116,7 @@ def run_task(fn: Callable[..., Mapping[str, object]], context: object, task: Tas
 
     timer = threading.Timer(budget_s, stop)
     timer.daemon = True
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     status: Status = "ok"
     error = ""
     out: Mapping[str, object] = {}
@@ -136,12 +137,12 @@ def run_task(fn: Callable[..., Mapping[str, object]], context: object, task: Tas
         status = "failed"
         error = (f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exc(limit=-4)))[-ERROR_CHARS:]
         out = {}
-    wall_s = time.perf_counter() - t0
+    wall_s, cpu_s = time.perf_counter() - t0, time.thread_time() - c0
     if status == "ok" and wall_s > budget_s:       # finished inside one C call past the budget
         status, error, out = "over_budget", f"took {wall_s:.1f} s (budget_s {budget_s:g})", {}
     row: Row = dict(task)
     row.update({k: v for k, v in out.items() if k not in ENGINE_COLUMNS})
-    row.update({"task_id": tid, "status": status, "error": error, "wall_s": wall_s})
+    row.update({"task_id": tid, "status": status, "error": error, "wall_s": wall_s, "cpu_s": cpu_s})
     return row
 
 
@@ -312,7 +313,8 @@ def _compute(client: "Client", fn: Callable[..., Mapping[str, object]], context:
                 row = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died under it, or it could not be sent
                 row = {**task, "task_id": tid, "status": "failed",
-                       "error": f"{type(exc).__name__}: {exc}"[-ERROR_CHARS:], "wall_s": float("nan")}
+                       "error": f"{type(exc).__name__}: {exc}"[-ERROR_CHARS:], "wall_s": float("nan"),
+                       "cpu_s": float("nan")}
             rows.append(row)
             if cache is not None:
                 cache.put(row)

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     counts = s["status_counts"]
     where = f"on {s['workers']} workers ({s['scheduler']})" if s["computed"] else "(nothing to compute)"
     print(f"crossover: profile {params.profile}, {s['tasks']} tasks {where}: {s['cached']} from the cache, "
-          f"{s['computed']} computed ({s['computed_task_wall_s']:.1f} s in tasks), {s['wall_s']:.1f} s wall")
+          f"{s['computed']} computed ({s['computed_task_wall_s']:.1f} s in tasks, {s['computed_task_cpu_s']:.1f} s of CPU), "
+          f"{s['wall_s']:.1f} s wall")
     print(f"  ok {counts['ok']}, failed {counts['failed']}, over budget {counts['over_budget']}"
           + (f", {s['missing']} not run (interrupted)" if s["interrupted"] else ""))
     bad = run_.frame[run_.frame["status"] != "ok"]
