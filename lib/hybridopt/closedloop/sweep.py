@@ -203,7 +203,7 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2, memory_limit: 
         return
     if n_workers < 1:
         raise SweepError(f"n_workers must be >= 1, got {n_workers}")
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit=memory_limit) as cluster, Client(cluster) as client:
         yield client
 
