@@ -127,3 +127,9 @@ def test_section_exports(tmp_path) -> None:
     assert (exp.dir / "crossover_winners.csv").is_file()
     files = rc.save_figure(sec, tmp_path)
     assert [f.name for f in files] == ["crossover_map.svg", "crossover_map.pdf"]
+
+
+def test_answers_from_disk(tmp_path) -> None:
+    params = load_params("smoke", overrides={"closed_loop": {"crossover": {"out_dir": str(tmp_path / "x")}}})
+    lines, where = rc.crossover_answers(params)
+    assert lines == {} and "python -m hybridopt crossover --profile smoke" in where

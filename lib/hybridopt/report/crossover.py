@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from hybridopt.closedloop.grid import CrossoverRun, crossover_results
+from hybridopt.closedloop.grid import CrossoverRun, crossover_results, load_crossover, out_dir
 from hybridopt.params import Params, load_params
 from hybridopt.params.crossover import parse_capacity
 from hybridopt.report.common import PLATFORM_COLOURS, done
@@ -129,6 +129,17 @@ def answers(win: pd.DataFrame) -> dict[str, str]:
             parts.append(f"at {cap} {POLICY_LABELS.get(lead, lead)} wins {counts.iloc[0]} of {n} cells ({share}{where})")
         out[str(w)] = f"{w}: " + "; ".join(parts)
     return out
+
+
+def crossover_answers(params: Params) -> tuple[dict[str, str], str]:
+    """The one-line answer per workload from the crossover results on disk (nothing is run), and the
+    file they were read from; no answers (and what to run) when the profile's grid has no complete
+    results yet."""
+    run = load_crossover(params)
+    where = str(out_dir(params) / "results.parquet")
+    if run is None:
+        return {}, f"{where}: no complete crossover results for these params (python -m hybridopt crossover --profile {params.profile})"
+    return answers(winners(run.frame)), where
 
 
 # ------------------------------------------------------------------------------ real-log points
