@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "testbed": ("hybridopt.commands.testbed", "serve the local Lambda/Fargate testbed (HTTP, wall clock)"),
     "simulate": ("hybridopt.commands.simulate", "simulate the profile's schedule on the platform model (virtual clock)"),
     "decide": ("hybridopt.commands.decide", "policies judged by an explicit objective against its oracle, leave-session-out (--data: score unseen logs); decisions.json"),
+    "replay-policy": ("hybridopt.commands.replay_policy", "policies judged CLOSED LOOP in the simulator (their routing makes the load): bill, latency, failures with CIs over seeds, beside the open loop"),
     "evaluate": ("hybridopt.commands.evaluate", "score the saved best model on another folder of logs (accuracy, ceiling, decision quality)"),
     "calibrate": ("hybridopt.commands.calibrate", "fit the platform model to real logs (--write: the fitted presets into params/testbed.yaml)"),
     "validate-testbed": ("hybridopt.commands.validate_testbed", "replay real runs on the calibrated model, leave one session out: pass/fail table and figure"),

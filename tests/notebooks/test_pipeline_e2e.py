@@ -12,7 +12,7 @@ import pytest
 from hybridopt import paths
 from hybridopt.params import load_params
 
-STAGES = ["01_collect", "02_eda", "03_preprocess", "04_train", "05_shap", "06_decide", "07_deploy", "08_ab_test"]
+STAGES = ["01_collect", "02_eda", "03_preprocess", "04_train", "05_shap", "06_decide", "07_deploy", "08_ab_test", "09_closed_loop"]
 
 
 @pytest.mark.slow

@@ -4,12 +4,14 @@ winners are known, and the real-log points from a validation result."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 from hybridopt.closedloop.grid import FRAME_COLUMNS, CrossoverRun
+from hybridopt.closedloop.grid import crossover_tasks as grid_tasks
 from hybridopt.params import load_params
 from hybridopt.report import crossover as rc
 from hybridopt.report.export import Exporter
@@ -133,3 +135,13 @@ def test_answers_from_disk(tmp_path) -> None:
     params = load_params("smoke", overrides={"closed_loop": {"crossover": {"out_dir": str(tmp_path / "x")}}})
     lines, where = rc.crossover_answers(params)
     assert lines == {} and "python -m hybridopt crossover --profile smoke" in where
+    assert rc.crossover_finding(params).text.startswith("Not computed yet: 09_closed_loop")
+    out = tmp_path / "x"
+    out.mkdir()
+    frame = _frame(caps=("1x2",))
+    tasks = len(grid_tasks(params))
+    frame = frame.iloc[:tasks]
+    frame.to_parquet(out / "results.parquet")
+    (out / "sweep.json").write_text(json.dumps({"params_hash": params.hash, "interrupted": False}))
+    found = rc.crossover_finding(params)
+    assert found.source.endswith("results.parquet") and "api: at 1x2" in found.text and "<li>api: at 1x2" in found.html

@@ -6,7 +6,8 @@ Per run (`run_metrics`):
   requests; `alb_hour_usd` the part billed as whole ALB hours (the hourly charge a run shorter than
   an hour pays in full);
 - latency p50/p95/p99 (ms) of the attempts with a latency (total_ms; a client timeout counts its
-  timeout), `latency_missing` the others; `failure_rate`: attempts with an error;
+  timeout), `latency_missing` the others; `failure_rate`: attempts with an error; `slo_miss_share`:
+  attempts that failed or were slower than the default objective's SLO of their workload;
 - `lambda_share`;
 - `objective_usd_per_1k`: per 1,000 requests, the bill per request plus the objective's value of
   time x (latency + failure_penalty_s per failure), the weighted objective of params
@@ -32,7 +33,7 @@ from hybridopt.decision.objective import Objective
 from hybridopt.decision.policies import measured_objective_usd
 from hybridopt.params import Params
 
-METRICS: Final = ("bill_usd_per_1k", "p50_ms", "p95_ms", "p99_ms", "failure_rate", "lambda_share",
+METRICS: Final = ("bill_usd_per_1k", "p50_ms", "p95_ms", "p99_ms", "failure_rate", "slo_miss_share", "lambda_share",
                   "objective_usd_per_1k")
 CONFIDENCE: Final = 0.95
 
@@ -57,10 +58,14 @@ def run_metrics(params: Params, run: LoopRun, objective: Objective | None = None
     o = objective or default_objective(params)
     per_request_usd = b.total_usd / n if n else math.nan
     obj = measured_objective_usd(o, lat, ok, np.full(n, per_request_usd)) if n else np.array([math.nan])
+    slo = rows["workload_type"].astype(str).map(dict(o.slo_p95_ms)).to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        miss = ~ok | ~(lat <= slo)
     alb_hours = float(sum(x.usd for x in b.lines if x.item == "alb_hours"))
     return {"requests": int(n), "bill_usd": float(b.total_usd), "bill_usd_per_1k": float(b.avg_usd_per_1k_requests),
             "alb_hour_usd": alb_hours, "p50_ms": float(pct[0]), "p95_ms": float(pct[1]), "p99_ms": float(pct[2]),
             "latency_missing": int((~fin).sum()), "failure_rate": float((~ok).mean()) if n else math.nan,
+            "slo_miss_share": float(miss.mean()) if n else math.nan,
             "lambda_share": float((rows["platform"] == "lambda").mean()) if n else math.nan,
             "objective_usd_per_1k": float(np.mean(obj) * 1000.0), "capacity_basis": b.capacity_basis,
             "ecs_tasks_started": int(sum(1 for s in run.timeline.services.values() for t in s.tasks

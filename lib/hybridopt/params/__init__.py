@@ -29,6 +29,7 @@ from hybridopt.params.experiment import (  # noqa: F401
     Verdict,
     Workload,
 )
+from hybridopt.params.closedloop import ClosedLoop, ClosedLoopReplay  # noqa: F401
 from hybridopt.params.infra import HealthCheck, InfraParams, PlatformLogsJoin  # noqa: F401
 from hybridopt.params.load import (  # noqa: F401
     BASE_FILES,
@@ -61,4 +62,4 @@ from hybridopt.params.testbed import (  # noqa: F401
     TestbedParams,
 )
 
-__all__ = ['AB', 'Audit', 'Autoscaling', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'CostOptions', 'DataPaths', 'Decision', 'DecisionObjective', 'DecisionSetting', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'HealthCheck', 'InfraParams', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'PlatformLogsJoin', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']
+__all__ = ['AB', 'Audit', 'Autoscaling', 'ClosedLoop', 'ClosedLoopReplay', 'BASE_FILES', 'Basis', 'ClientInflation', 'ClientPreset', 'Collection', 'CostOptions', 'DataPaths', 'Decision', 'DecisionObjective', 'DecisionSetting', 'Deploy', 'FargateModel', 'FargateTask', 'Features', 'Gates', 'GeneratorLimits', 'HealthCheck', 'InfraParams', 'KeepAlive', 'Labels', 'LambdaModel', 'LoadPattern', 'ModelSearch', 'Pairing', 'Params', 'ParamsError', 'Phase', 'PlatformLogsJoin', 'Price', 'Prices', 'Router', 'SearchValue', 'Selection', 'ServiceEntry', 'ServicePreset', 'Sourced', 'Split', 'TestbedParams', 'TimeWindow', 'Training', 'Verdict', 'Workload', 'known_profiles', 'load_params', 'profile_files']

@@ -67,7 +67,3 @@ class CrossoverGrid(_Strict):
             raise ValueError(f"values repeat: {v}")
         return v
 
-
-class ClosedLoopStandIn(_Strict):
-    """The `closed_loop:` section until the replay keys arrive beside it."""
-    crossover: CrossoverGrid = Field(default_factory=CrossoverGrid)

@@ -31,7 +31,7 @@ from hybridopt.params.experiment import (
     Training,
     Workload,
 )
-from hybridopt.params.crossover import ClosedLoopStandIn
+from hybridopt.params.closedloop import ClosedLoop
 from hybridopt.params.infra import InfraParams
 from hybridopt.params.stages import AB, Collection, Decision, Deploy, Router
 from hybridopt.params.testbed import TestbedParams
@@ -65,7 +65,7 @@ class Params(_Strict):
     ab: AB = Field(default_factory=AB)
     collection: Collection = Field(default_factory=Collection)
     infra: InfraParams = Field(default_factory=InfraParams)
-    closed_loop: ClosedLoopStandIn = Field(default_factory=ClosedLoopStandIn)
+    closed_loop: ClosedLoop = Field(default_factory=ClosedLoop)
 
     @field_validator("timezone")
     @classmethod

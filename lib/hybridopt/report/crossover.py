@@ -7,10 +7,12 @@ one-line answer per workload. Computed in `hybridopt.closedloop` (grid, sweep); 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,6 +25,9 @@ from hybridopt.params import Params, load_params
 from hybridopt.params.crossover import parse_capacity
 from hybridopt.report.common import PLATFORM_COLOURS, done
 from hybridopt.report.export import Exporter
+
+if TYPE_CHECKING:
+    from hybridopt.report.findings import Finding
 
 POLICY_COLOURS = {"always_lambda": PLATFORM_COLOURS["lambda"], "always_ecs": PLATFORM_COLOURS["ecs"],
                   "hybrid": "#2e9e4f"}
@@ -140,6 +145,26 @@ def crossover_answers(params: Params) -> tuple[dict[str, str], str]:
     if run is None:
         return {}, f"{where}: no complete crossover results for these params (python -m hybridopt crossover --profile {params.profile})"
     return answers(winners(run.frame)), where
+
+
+CROSSOVER_TITLE = "When Lambda, ECS or the hybrid wins (closed loop, crossover map)"
+
+
+def crossover_finding(params: Params) -> "Finding":
+    """The findings panel's line per workload from the crossover results on disk; when there are none,
+    what writes them."""
+    from hybridopt.report.findings import Finding
+
+    lines, where = crossover_answers(params)
+    if not lines:
+        text = (f"Not computed yet: 09_closed_loop or `python -m hybridopt crossover --profile {params.profile}` "
+                f"writes {out_dir(params) / 'results.parquet'}.")
+        return Finding(CROSSOVER_TITLE, text, f"<p>{html.escape(text)}</p>", str(out_dir(params) / "results.parquet"))
+    head = ("Per workload, the policy with the lowest objective (decision.objective, USD per 1,000 requests) in "
+            "closed-loop simulator runs over arrival rate x payload size, at each Fargate capacity (tasks x workers):")
+    text = head + " " + " ".join(f"{line}." for line in lines.values())
+    body = f"<p>{html.escape(head)}</p><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines.values()) + "</ul>"
+    return Finding(CROSSOVER_TITLE, text, body, where)
 
 
 # ------------------------------------------------------------------------------ real-log points

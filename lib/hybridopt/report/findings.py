@@ -7,7 +7,9 @@ result; a missing output says which stage writes it.
 - where each platform wins: per workload, the platform the objective prefers in each cell of
   payload size x ECS load (the decide stage's `wins` table), as one line and a small grid;
 - the best policy against the best static policy: bill per 1,000 requests and p95 with their CIs,
-  open loop (and closed loop when the closed-loop stage has run);
+  open loop;
+- closed loop against open loop (stage 09's closed_loop.json): the best policies when each policy's
+  own routing makes the load, and where that overturns the open-loop judgement;
 - the plan's verdicts in one line.
 """
 
@@ -161,6 +163,41 @@ def policy_finding(decisions: Mapping, source: str) -> Finding:
     return Finding("The best policy against the best static policy", text, body, source)
 
 
+# ------------------------------------------------------------------------------ closed vs open
+CLOSED_TITLE = "Closed loop against open loop"
+
+
+def closed_loop_finding(doc: Mapping, source: str) -> Finding:
+    rows = list(doc.get("closed") or [])
+    if not rows:
+        return Finding(CLOSED_TITLE, "closed_loop.json holds no runs.", "<p>closed_loop.json holds no runs.</p>", source)
+    opened = {str(r["policy"]): r for r in doc.get("open") or []}
+    parts = []
+    for key, okey, fmt, what in (("bill_usd_per_1k", "bill_avg_usd_per_1k_requests", ".4f", "lowest bill ($/1k)"),
+                                 ("p95_ms", "latency_p95_ms", ",.0f", "lowest p95 (ms)"),
+                                 ("failure_rate", "failure_rate", ".3f", "fewest failures")):
+        best = min(rows, key=lambda r: _num(r.get(key)))
+        s = f"{what}: {best['policy']} {_ci(best, key, fmt)}"
+        if opened:
+            ob = min(opened.values(), key=lambda r: _num(r.get(okey)) if r.get("kind") != "oracle" else math.inf)
+            s += f" (open loop: {ob['policy']} {format(_num(ob.get(okey)), fmt)})"
+        parts.append(s)
+    cmp = list(doc.get("comparison") or [])
+    apart = [c for c in cmp if c.get("disagree")]
+    if cmp:
+        pols = sorted({str(c["policy"]) for c in apart})
+        dis = (f"The closed- and open-loop 95 % intervals are apart for {len(apart)} of {len(cmp)} policy x metric "
+               f"pairs ({', '.join(pols) if pols else 'none'}).")
+    else:
+        dis = "No open-loop results on the same pairs to compare."
+    head = (f"Closed loop in the simulator ({int(doc.get('arrivals', 0)):,} logged pairs, seeds "
+            f"{doc.get('seeds')}; each policy's own routing makes the load): ")
+    text = head + "; ".join(parts) + ". " + dis
+    body = (f"<p>{html.escape(head)}</p><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in parts)
+            + f"</ul><p>{html.escape(dis)}</p>")
+    return Finding(CLOSED_TITLE, text, body, source)
+
+
 # -------------------------------------------------------------------------------------- verdicts
 def verdicts_finding(meta: Mapping, source: str) -> Finding:
     verdicts = meta.get("verdicts") or {}
@@ -191,6 +228,15 @@ def findings(params: Params) -> list[Finding]:
     else:
         out.append(wins_finding(decisions, str(dpath)))
         out.append(policy_finding(decisions, str(dpath)))
+    from hybridopt.closedloop.replay import FILE, out_dir
+
+    cpath = out_dir(params) / FILE
+    closed = _read(cpath)
+    if closed is None:
+        missing = f"not computed yet: stage 09 (09_closed_loop, `python -m hybridopt replay-policy`) writes {cpath}"
+        out.append(Finding(CLOSED_TITLE, missing, f"<p>{html.escape(missing)}</p>", str(cpath)))
+    else:
+        out.append(closed_loop_finding(closed, str(cpath)))
     mpath = layout.metadata_path(params.path("models_dir"))
     meta = _read(mpath)
     if meta is None:
