@@ -14,7 +14,8 @@ Dask cluster (a LocalCluster of `n_workers` processes with one thread each, or a
 - each `ok` row is written to `cache_dir/<task_id>.json` as soon as it arrives, so a rerun with the
   same key skips it (a cache hit) and an interrupted sweep keeps what finished; failed and
   over-budget rows are not cached: a rerun tries them again;
-- a tqdm bar (stderr) fills as tasks finish, starting at the cached count.
+- a tqdm bar (stderr) fills as tasks finish, starting at the cached count (refreshed every
+  PIPE_REFRESH_S seconds when stderr is not a terminal: a notebook's output, a log file).
 
 The context (the params) is sent to every worker once (`Client.scatter(..., broadcast=True)`).
 A task stuck inside a single C call is stopped only when that call returns to Python.
@@ -54,6 +55,9 @@ STATUSES: tuple[Status, ...] = ("ok", "failed", "over_budget")
 ENGINE_COLUMNS = ("task_id", "status", "error", "wall_s", "cpu_s")
 #: Longest error text kept in a row (a traceback's last lines).
 ERROR_CHARS = 2000
+#: Seconds between progress refreshes when stderr is not a terminal (a notebook, a log file): each
+#: refresh adds a copy of the bar to the stream.
+PIPE_REFRESH_S = 30.0
 #: How long a Client waits for a running scheduler to answer.
 CONNECT_TIMEOUT = "20s"
 
@@ -249,7 +253,7 @@ def run_sweep(fn: Callable[..., Mapping[str, object]], tasks: Sequence[Task], co
     one (else `scheduler`, else a LocalCluster of `n_workers`); `force`: ignore the cache (results are
     still written to it); `cache_dir` None: no cache. Ctrl-C stops the sweep and returns what finished
     with `interrupted` set (every finished `ok` row is already cached)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if not budget_s > 0:
         raise SweepError(f"budget_s must be > 0, got {budget_s!r}")
@@ -273,7 +277,7 @@ def run_sweep(fn: Callable[..., Mapping[str, object]], tasks: Sequence[Task], co
     cached_ids = frozenset(str(r["task_id"]) for r in rows)
     result = SweepResult(pd.DataFrame(), len(tasks), cached, 0, 0.0, cached_ids=cached_ids)
     bar = tqdm(total=len(tasks), initial=cached, desc=description, unit="task", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+               file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else PIPE_REFRESH_S)
     try:
         if todo:
             with (_given(client) if client is not None else dask_client(scheduler, n_workers)) as c:
