@@ -43,6 +43,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from distributed import Client
+    from tqdm import tqdm
 
 #: A task's inputs (keyword arguments of the sweep function): JSON scalars only, so the hash is stable.
 Task = Mapping[str, str | int | float | bool | None]
@@ -253,7 +254,7 @@ def run_sweep(fn: Callable[..., Mapping[str, object]], tasks: Sequence[Task], co
     one (else `scheduler`, else a LocalCluster of `n_workers`); `force`: ignore the cache (results are
     still written to it); `cache_dir` None: no cache. Ctrl-C stops the sweep and returns what finished
     with `interrupted` set (every finished `ok` row is already cached)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: F811 - the runtime import of the name typed above
 
     if not budget_s > 0:
         raise SweepError(f"budget_s must be > 0, got {budget_s!r}")
@@ -302,7 +303,7 @@ def _given(client: "Client") -> Iterator["Client"]:
 
 
 def _compute(client: "Client", fn: Callable[..., Mapping[str, object]], context: object, todo: list[tuple[str, Task]],
-             budget_s: float, rows: list[Row], cache: Cache | None, bar: "object") -> bool:
+             budget_s: float, rows: list[Row], cache: Cache | None, bar: "tqdm[None]") -> bool:
     """Submit every task, collect rows as they finish; True when stopped by Ctrl-C."""
     from distributed import as_completed
 
@@ -322,7 +323,7 @@ def _compute(client: "Client", fn: Callable[..., Mapping[str, object]], context:
             rows.append(row)
             if cache is not None:
                 cache.put(row)
-            bar.update(1)  # type: ignore[attr-defined]
+            bar.update(1)
             fut.release()
     except KeyboardInterrupt:
         client.cancel(list(futures))
