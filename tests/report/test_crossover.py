@@ -94,11 +94,12 @@ def test_points_from_validation() -> None:
     pts = rc.points_from_validation(res, vparams)
     light = pts[pts["workload_type"] == "lightweight_api"]
     assert sorted(light["payload_size_kb"]) == [0.5, 1.0, 5.0, 10.0]
-    assert (light["rate_rps"] == 15.0).all() and light["reproduced"].all() and (light["capacity"] == "1x2").all()
+    # the legacy logs are unpaired: 4 workloads x 2 platforms share the scheduled rate
+    assert (light["rate_rps"] == 15.0 / 8).all() and light["reproduced"].all() and (light["capacity"] == "1x2").all()
     heavy = pts[pts["workload_type"] == "heavy_processing"]
     assert sorted(heavy["payload_size_kb"]) == [2048.0, 3072.0, 4096.0, 5120.0]      # that profile's sizes
     assert not heavy["reproduced"].any()
-    assert heavy["rate_rps"].iloc[0] == pytest.approx((1440 * 5 + 720 * 30 + 1440 * 5) / 3600)
+    assert heavy["rate_rps"].iloc[0] == pytest.approx((1440 * 5 + 720 * 30 + 1440 * 5) / 3600 / 8)
     assert set(pts["workload_type"]) == {"lightweight_api", "heavy_processing"}      # unjudged, unknown run: none
 
 
@@ -107,6 +108,8 @@ def test_figure_panels_and_overlay() -> None:
     pts = pd.DataFrame([{"workload_type": "api", "run_id": "r", "rate_rps": 10.0, "payload_size_kb": 5.0,
                          "capacity": "1x2", "reproduced": True},
                         {"workload_type": "api", "run_id": "s", "rate_rps": 15.0, "payload_size_kb": 1.0,
+                         "capacity": "1x2", "reproduced": False},
+                        {"workload_type": "api", "run_id": "t", "rate_rps": 0.6, "payload_size_kb": 0.5,
                          "capacity": "1x2", "reproduced": False}])
     fig = rc.crossover_figure(win, pts)
     axes = fig.get_axes()
@@ -114,6 +117,8 @@ def test_figure_panels_and_overlay() -> None:
     assert axes[0].get_title().startswith("api\n1x2")
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["1", "5", "20", "50"]
     assert len(axes[0].collections) >= 2          # the break-even contour and the two point groups
+    crosses = [c for c in axes[0].collections if len(c.get_offsets()) == 2]
+    assert len(crosses) == 1 and crosses[0].get_offsets()[:, 0].min() == pytest.approx(-0.45)   # 0.6 rps: left edge
     assert any(t.get_text().endswith("%") for t in axes[0].texts)
 
 

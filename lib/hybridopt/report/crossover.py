@@ -21,9 +21,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from hybridopt.closedloop.grid import CrossoverRun, crossover_results, load_crossover, out_dir
+from hybridopt.data.contract import PLATFORMS
 from hybridopt.params import Params, load_params
 from hybridopt.params.crossover import parse_capacity
-from hybridopt.report.common import PLATFORM_COLOURS, done
+from hybridopt.report.common import PLATFORM_COLOURS
 from hybridopt.report.export import Exporter
 
 if TYPE_CHECKING:
@@ -199,10 +200,14 @@ def real_points(params: Params) -> tuple[pd.DataFrame, str]:
 
 
 def points_from_validation(res: dict[str, object], vparams: Params) -> pd.DataFrame:
-    """One point per (run, workload, payload size) of a validation result's cells of record: the mean
-    scheduled rate of the run's load pattern, each payload size of the workload in `vparams`, the
-    capacity the real service ran at (min_tasks x worker slots), and reproduced = every judged cell
-    of that run and workload (both platforms) passed its median and p95 checks."""
+    """One point per (run, workload, payload size) of a validation result's cells of record: the arrival
+    rate each platform's service of that workload received under the collection design (the mean
+    scheduled rate of the run's load pattern shared by its scenarios: workload x platform when the
+    logs are unpaired, as the legacy layout's; workload when paired), each payload size of the
+    workload in `vparams`, the capacity the real service ran at (min_tasks x worker slots), and
+    reproduced = every judged cell of that run and workload (both platforms) passed its median and
+    p95 checks."""
+    scenarios = len(vparams.workloads) * (len(PLATFORMS) if vparams.source == "legacy" else 1)
     part = res.get(str(res.get("record") or "conditioned")) or res.get("out_of_sample")
     cells = pd.DataFrame(part.get("cells", []) if isinstance(part, dict) else [])
     if cells.empty:
@@ -217,7 +222,7 @@ def points_from_validation(res: dict[str, object], vparams: Params) -> pd.DataFr
         phases = vparams.load_patterns[pattern].phases
         rate = sum(ph.duration_s * (ph.arrival_rate_rps + (ph.arrival_rate_rps if ph.ramp_to_rps is None
                                                            else ph.ramp_to_rps)) / 2 for ph in phases) \
-            / sum(ph.duration_s for ph in phases)
+            / sum(ph.duration_s for ph in phases) / scenarios
         ok = bool((g["pass_median"].astype(bool) & g["pass_p95"].astype(bool)).all())
         cap = f"{vparams.workloads[w].fargate.min_tasks}x{slots}"
         rows += [{"workload_type": w, "run_id": run_id, "rate_rps": rate, "payload_size_kb": float(size),
@@ -231,12 +236,20 @@ def _index(values: np.ndarray, grid: list[float]) -> np.ndarray:
     return np.interp(np.log10(values), np.log10(grid), np.arange(len(grid)))
 
 
+def _edge(values: np.ndarray, grid: list[float]) -> np.ndarray:
+    """`_index`, with values beyond the grid drawn on the panel's edge (half a cell out)."""
+    lo, hi = np.log10(grid[0]), np.log10(grid[-1])
+    inside = _index(np.clip(values, grid[0], grid[-1]), grid)
+    return np.where(np.log10(values) < lo, -0.45, np.where(np.log10(values) > hi, len(grid) - 0.55, inside))
+
+
 def crossover_figure(win: pd.DataFrame, points: pd.DataFrame | None = None) -> plt.Figure:
     """Rows: workloads; columns: capacities. Each panel: arrival rate (x) by payload size (y), the
     winning policy's colour per cell, its relative margin over the runner-up printed in it, hatched
     where the margin is within CLEAR_SE standard errors over seeds, grey with a cross where a task
     did not finish ok; the Lambda = ECS break-even curve in black; real-log points as circles
-    (reproduced) or crosses (not reproduced) on the panel of the capacity they ran at."""
+    (reproduced) or crosses (not reproduced) on the panel of the capacity they ran at (on the panel's
+    edge when they lie beyond the grid)."""
     works = list(dict.fromkeys(win["workload_type"]))
     caps = sorted(win["capacity"].unique(), key=_capacity_order)
     pols = [p for p in POLICY_COLOURS if f"objective_{p}" in win.columns]
@@ -271,9 +284,8 @@ def crossover_figure(win: pd.DataFrame, points: pd.DataFrame | None = None) -> p
                            colors="black", linewidths=1.6)
             if points is not None and len(points):
                 p = points[(points["workload_type"] == w) & (points["capacity"] == cap)]
-                p = p[p["rate_rps"].between(rates[0], rates[-1]) & p["payload_size_kb"].between(sizes[0], sizes[-1])]
-                for rep, g in p.groupby("reproduced"):
-                    ax.scatter(_index(g["rate_rps"].to_numpy(float), rates), _index(g["payload_size_kb"].to_numpy(float), sizes),
+                for rep, g in p.groupby("reproduced"):      # beyond the grid: on its edge
+                    ax.scatter(_edge(g["rate_rps"].to_numpy(float), rates), _edge(g["payload_size_kb"].to_numpy(float), sizes),
                                marker="o" if rep else "X", s=40, facecolor="white" if rep else "black",
                                edgecolor="black", linewidths=1.0, zorder=5)
             ax.set_xticks(range(len(rates)), [f"{r:g}" for r in rates], fontsize=7)
