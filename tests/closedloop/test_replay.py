@@ -118,6 +118,11 @@ def test_replay_of_the_smoke_profile(tmp_path) -> None:
     f = closed_loop_finding(saved, "x")
     assert "lowest bill" in f.text and f"{n:,} logged pairs" in f.text
     assert np.isfinite(report.runs_table(saved)["wall_s"]).all()
+    # two worker processes give the same runs as one
+    par = replay.replay_runs(params, ["threshold:2", "objective"], [1], workers=2, log=lambda s: None)
+    for _, r in par.iterrows():
+        ser = by.loc[(r["policy"], 1)]
+        assert r["bill_usd"] == pytest.approx(ser["bill_usd"], rel=1e-12) and r["p95_ms"] == ser["p95_ms"]
 
 
 def test_command_names_a_missing_stage(tmp_path, capsys, monkeypatch) -> None:

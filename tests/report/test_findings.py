@@ -60,10 +60,29 @@ def test_missing_outputs_name_the_stage_that_writes_them(tmp_path: Path) -> None
                                                       "models_dir": str(tmp_path / "m")}})
     items = findings.findings(params)
     assert [i.title for i in items] == ["Where each platform wins", "The best policy against the best static policy",
-                                        "The plan's verdicts"]
-    assert "stage 06" in items[0].text and "stage 04" in items[2].text
+                                        "Closed loop against open loop", "The plan's verdicts"]
+    assert "stage 06" in items[0].text and "stage 09" in items[2].text and "stage 04" in items[3].text
     d = tmp_path / "r" / "decide"
     d.mkdir(parents=True)
     (d / "decisions.json").write_text(json.dumps(DOC))
     assert "api: Lambda in 1 of 2 cells" in findings.findings(params)[0].text
     assert "Findings" in findings.panel_html(findings.findings(params))
+
+
+def test_closed_loop_against_open_loop_in_one_finding() -> None:
+    def row(p: str, bill: float, p95: float, fail: float) -> dict:
+        return {"policy": p, "bill_usd_per_1k": bill, "bill_usd_per_1k_ci_low": bill - 0.001,
+                "bill_usd_per_1k_ci_high": bill + 0.001, "p95_ms": p95, "p95_ms_ci_low": p95 - 10,
+                "p95_ms_ci_high": p95 + 10, "failure_rate": fail, "failure_rate_ci_low": fail, "failure_rate_ci_high": fail}
+
+    doc = {"arrivals": 1000, "seeds": [1, 2], "closed": [row("a", 0.02, 900, 0.1), row("b", 0.01, 950, 0.2)],
+           "open": [{"policy": "a", "kind": "static", "bill_avg_usd_per_1k_requests": 0.005, "latency_p95_ms": 800,
+                     "failure_rate": 0.1},
+                    {"policy": "oracle", "kind": "oracle", "bill_avg_usd_per_1k_requests": 0.001, "latency_p95_ms": 1,
+                     "failure_rate": 0.0}],
+           "comparison": [{"policy": "a", "metric": "bill_usd_per_1k", "disagree": True},
+                          {"policy": "a", "metric": "p95_ms", "disagree": False}]}
+    f = findings.closed_loop_finding(doc, "closed_loop.json")
+    assert "lowest bill ($/1k): b 0.0100 [0.0090, 0.0110] (open loop: a 0.0050)" in f.text
+    assert "lowest p95 (ms): a 900 [890, 910] (open loop: a 800)" in f.text
+    assert "apart for 1 of 2 policy x metric pairs (a)" in f.text and "1,000 logged pairs" in f.text

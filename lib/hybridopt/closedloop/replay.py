@@ -184,8 +184,10 @@ def run_one(params: Params, inp: Inputs, name: str, seed: int) -> dict[str, Any]
 _CACHE: dict[str, Inputs] = {}
 
 
-def _task(params: Params, name: str, seed: int) -> dict[str, Any]:
-    """A worker process's run (the inputs read once per process)."""
+def _task(dump: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
+    """A worker process's run: the params from their JSON dump (a Params does not pickle), the
+    inputs read once per process."""
+    params = Params.model_validate(dump)
     inp = _CACHE.get(params.hash)
     if inp is None:
         inp = _CACHE.setdefault(params.hash, load_inputs(params))
@@ -205,7 +207,8 @@ def replay_runs(params: Params, names: Sequence[str], seeds: Sequence[int], work
             log(f"  {n} seed {s}: {rows[-1]['wall_s']:.1f} s ({len(rows)}/{len(tasks)}, {time.perf_counter() - t0:.0f} s)")
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-            futs = {ex.submit(_task, params, n, s): (n, s) for n, s in tasks}
+            dump = params.model_dump(mode="json", by_alias=True)
+            futs = {ex.submit(_task, dump, n, s): (n, s) for n, s in tasks}
             from concurrent.futures import as_completed
 
             for fut in as_completed(futs):
