@@ -80,5 +80,7 @@ def test_run_reuse_and_frame(client, tmp_path) -> None:
     assert not more.reused and len(more.frame) == 48
     assert (more.summary["cached"], more.summary["computed"]) == (23, 25)   # seed 1's ok tasks reused: the grid is not in the key
     assert grid.cache_key(other) == grid.cache_key(params) and other.hash != params.hash
+    replay = load_params("smoke", overrides={"closed_loop": {"replay": {"seeds": [5]}}})
+    assert grid.cache_key(replay) == grid.cache_key(params)               # another command's block
     priced = load_params("smoke", overrides={"decision": {"objective": {"max_failure": 0.05}}})
     assert grid.cache_key(priced) != grid.cache_key(params)               # anything else in params: another key

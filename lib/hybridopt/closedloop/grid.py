@@ -5,8 +5,8 @@ Each task is one simulator run: one workload at one constant arrival rate and pa
 Fargate capacity, one policy, one seed (`hybridopt.closedloop.crossover.crossover_cell`). The
 results frame has one row per task (columns `FRAME_COLUMNS`); it is written with the sweep's summary
 to `closed_loop.crossover.out_dir` (default data/<profile>/crossover/): results.parquet, sweep.json,
-and cache/ (one JSON file per finished task, keyed by the params hash (the grid's own keys left out:
-growing the grid reuses what ran), the task's inputs and seed).
+and cache/ (one JSON file per finished task, keyed by the params hash (the `closed_loop` section left
+out: growing the grid reuses what ran), the task's inputs and seed).
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ CellFn = Callable[..., Mapping[str, object]]
 
 
 def cache_key(params: Params) -> str:
-    """The hash of the params a cell's result depends on: every section but the grid itself (which
-    only says which tasks exist, each task's inputs being in its key), so growing the grid reuses the
+    """The hash of the params a cell's result depends on: every section but `closed_loop`, which
+    configures the sweeps themselves (the crossover grid only says which tasks exist, each task's
+    inputs being in its key; the replay block is another command's), so growing the grid reuses the
     tasks already run."""
     dump = params.model_dump(mode="json")
-    dump["closed_loop"].pop("crossover", None)
+    dump["closed_loop"] = {}
     blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
