@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate-testbed": ("hybridopt.commands.validate_testbed", "replay real runs on the calibrated model, leave one session out: pass/fail table and figure"),
     "infra": ("hybridopt.commands.infra", "the experiment's AWS platforms as code: synth, lint, package, image, deploy, outputs, teardown, cost"),
     "platform-logs": ("hybridopt.commands.platform_logs", "after an AWS collection: Lambda REPORT lines and ECS task times from CloudWatch, joined to the request log"),
+    "crossover": ("hybridopt.commands.crossover", "the crossover map: closed-loop runs over rate x payload x Fargate capacity x policy x seed on Dask (--scheduler ADDRESS, --workers N), cached"),
 }
 
 #: The exit code of a command stopped by a wrong input or parameter (argparse's, for usage errors).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from hybridopt.params.common import _Strict
+from hybridopt.params.crossover import CrossoverGrid
 
 
 class ClosedLoopReplay(_Strict):
@@ -36,3 +37,4 @@ class ClosedLoopReplay(_Strict):
 class ClosedLoop(_Strict):
     """closed_loop: the replay (this block) and the crossover grid."""
     replay: ClosedLoopReplay = Field(default_factory=ClosedLoopReplay)
+    crossover: CrossoverGrid = Field(default_factory=CrossoverGrid)
