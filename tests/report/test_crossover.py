@@ -150,3 +150,20 @@ def test_answers_from_disk(tmp_path) -> None:
     (out / "sweep.json").write_text(json.dumps({"params_hash": params.hash, "interrupted": False}))
     found = rc.crossover_finding(params)
     assert found.source.endswith("results.parquet") and "api: at 1x2" in found.text and "<li>api: at 1x2" in found.html
+
+
+def test_slo_cheapest_winner_is_the_cheapest_policy_that_meets_the_slo() -> None:
+    f = _frame(caps=("1x2",))
+    # always_ecs is the cheapest where rate is low but misses the SLO everywhere; the hybrid fails too often
+    f.loc[f["policy"] == "always_ecs", "p95_ms"] = 5000.0
+    f.loc[f["policy"] == "hybrid", "failure_rate"] = 0.5
+    win = rc.winners(f, {"api": 1000.0, "thumb": 1000.0}, 0.01)
+    assert (win["winner"] == "always_lambda").all()
+    assert (win["feasible"] == "always_lambda").all() and win["margin_usd_per_1k"].isna().all()
+    f.loc[f["policy"] == "always_lambda", "failure_rate"] = 0.2
+    none = rc.winners(f, {"api": 1000.0, "thumb": 1000.0}, 0.01)
+    assert (none["winner"] == "none").all() and (none["least_bad"] == "always_ecs").all()
+    assert "no policy meets the SLO" in " ".join(rc.answers(none).values())
+    rc.crossover_figure(none)
+    weighted = rc.winners(f)
+    assert (weighted["winner"] == "hybrid").all()

@@ -110,9 +110,12 @@ def test_missing_outputs_name_the_stage_that_writes_them(tmp_path: Path) -> None
     params = load_params("smoke", overrides={"data": {"reports_dir": str(tmp_path / "r"),
                                                       "models_dir": str(tmp_path / "m")}})
     items = findings.findings(params)
+    from hybridopt.report.crossover import CROSSOVER_TITLE
+
     assert [i.title for i in items] == ["Where each platform wins", "The best policy against the best static policy",
-                                        "Closed loop against open loop", "The plan's verdicts"]
-    assert "stage 06" in items[0].text and "stage 09" in items[2].text and "stage 04" in items[3].text
+                                        "Closed loop against open loop", CROSSOVER_TITLE, "The plan's verdicts"]
+    assert "stage 09" in items[2].text and "python -m hybridopt crossover" in items[3].text
+    assert "stage 06" in items[0].text and "stage 04" in items[4].text
     d = tmp_path / "r" / "decide"
     d.mkdir(parents=True)
     (d / "decisions.json").write_text(json.dumps(DOC))

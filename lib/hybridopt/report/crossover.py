@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 
 POLICY_COLOURS = {"always_lambda": PLATFORM_COLOURS["lambda"], "always_ecs": PLATFORM_COLOURS["ecs"],
                   "hybrid": "#2e9e4f"}
-POLICY_LABELS = {"always_lambda": "always-Lambda", "always_ecs": "always-ECS", "hybrid": "hybrid"}
+POLICY_LABELS = {"always_lambda": "always-Lambda", "always_ecs": "always-ECS", "hybrid": "hybrid",
+                 "none": "no policy meets the SLO"}
+NONE_COLOUR = "#444444"
 CELL_KEYS = ["workload_type", "capacity", "rate_rps", "payload_size_kb"]
 #: A winner is clear when its margin over the runner-up exceeds this many standard errors of the
 #: per-seed differences (same seed = same arrivals for every policy).
@@ -40,15 +43,24 @@ CLEAR_SE = 2.0
 
 
 # ------------------------------------------------------------------------------------------ tables
-def winners(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (workload, capacity, rate, payload): each policy's mean objective over its ok seeds
+def winners(frame: pd.DataFrame, slo_p95_ms: Mapping[str, float] | None = None,
+            max_failure: float | None = None) -> pd.DataFrame:
+    """One row per (workload, capacity, rate, payload): each policy's mean score over its ok seeds
     (`objective_<policy>`), the winner (lowest), the runner-up, the margin in USD per 1k requests and
     relative to the runner-up, the margin's standard error over seeds and whether it is clear, the
-    Lambda minus ECS objective (the break-even sign), and the tasks that did not finish ok."""
+    Lambda minus ECS score (the break-even sign), and the tasks that did not finish ok.
+
+    Without `slo_p95_ms` the score is the weighted objective (`objective_usd_per_1k`). With it (the
+    `slo_cheapest` objective) the score is the bill, and only a policy whose mean p95 meets the
+    workload's SLO and whose mean failure rate is at most `max_failure` may win; a cell where none does
+    has winner `none` and names the least bad policy (fewest failures, then lowest p95)."""
     ok = frame[frame["status"] == "ok"]
     policies = list(dict.fromkeys(frame["policy"]))
-    per_seed = ok.pivot_table(index=CELL_KEYS + ["seed"], columns="policy", values="objective_usd_per_1k",
+    slo = slo_p95_ms is not None
+    per_seed = ok.pivot_table(index=CELL_KEYS + ["seed"], columns="policy",
+                              values="bill_usd_per_1k" if slo else "objective_usd_per_1k",
                               aggfunc="mean", observed=True)
+    quality = ok.groupby(CELL_KEYS + ["policy"], observed=True)[["p95_ms", "failure_rate"]].mean()
     bad = frame.assign(bad=frame["status"] != "ok").groupby(CELL_KEYS, observed=True)["bad"].sum()
     rows = []
     for key, n_bad in bad.items():
@@ -59,15 +71,23 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
                  for p in policies}
         for p in policies:
             row[f"objective_{p}"] = means[p]
-        ranked = sorted((m, p) for p, m in means.items() if not math.isnan(m))
-        complete = len(ranked) == len(policies)
-        row["winner"] = ranked[0][1] if complete else ""
-        row["runner_up"] = ranked[1][1] if complete else ""
-        margin = ranked[1][0] - ranked[0][0] if complete else math.nan
+        complete = all(not math.isnan(m) for m in means.values())
+        eligible = dict(means)
+        if slo and complete:
+            limit = float(slo_p95_ms[str(key[0])]) if str(key[0]) in slo_p95_ms else math.inf
+            q = {p: quality.loc[tuple(key) + (p,)] for p in policies}
+            eligible = {p: m for p, m in means.items()
+                        if q[p]["p95_ms"] <= limit and q[p]["failure_rate"] <= (max_failure or 0.0)}
+            row["feasible"] = ", ".join(sorted(eligible)) or "none"
+            row["least_bad"] = min(policies, key=lambda p: (q[p]["failure_rate"], q[p]["p95_ms"]))
+        ranked = sorted((m, p) for p, m in eligible.items() if not math.isnan(m))
+        row["winner"] = (ranked[0][1] if ranked else "none") if complete else ""
+        row["runner_up"] = ranked[1][1] if complete and len(ranked) > 1 else ""
+        margin = ranked[1][0] - ranked[0][0] if complete and len(ranked) > 1 else math.nan
         row["margin_usd_per_1k"] = margin
-        row["margin_rel"] = margin / ranked[1][0] if complete and ranked[1][0] > 0 else math.nan
+        row["margin_rel"] = margin / ranked[1][0] if complete and len(ranked) > 1 and ranked[1][0] > 0 else math.nan
         se = math.nan
-        if complete and seeds is not None:
+        if complete and len(ranked) > 1 and seeds is not None:
             diff = (seeds[ranked[1][1]] - seeds[ranked[0][1]]).dropna()
             if len(diff) >= 2:
                 se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
@@ -84,6 +104,23 @@ def winners(frame: pd.DataFrame) -> pd.DataFrame:
 def _capacity_order(label: object) -> float:
     t, w = parse_capacity(str(label))
     return t * w + t / 1000
+
+
+def winners_for(params: Params, frame: pd.DataFrame) -> pd.DataFrame:
+    """`winners` by the profile's default objective (params decision.objective)."""
+    obj = params.decision.objective
+    if obj.kind == "slo_cheapest":
+        return winners(frame, obj.slo_p95_ms, obj.max_failure)
+    return winners(frame)
+
+
+def scored_by(params: Params) -> str:
+    """What a cell's winner minimises, in words."""
+    obj = params.decision.objective
+    if obj.kind == "slo_cheapest":
+        return (f"the default objective (slo_cheapest): the lowest bill among the policies whose p95 meets the "
+                f"workload's SLO and whose failure rate is at most {obj.max_failure:.0%}")
+    return "the default objective (weighted): bill + value of time x latency + failure penalty"
 
 
 def winner_counts(win: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +182,7 @@ def crossover_answers(params: Params) -> tuple[dict[str, str], str]:
     where = str(out_dir(params) / "results.parquet")
     if run is None:
         return {}, f"{where}: no complete crossover results for these params (python -m hybridopt crossover --profile {params.profile})"
-    return answers(winners(run.frame)), where
+    return answers(winners_for(params, run.frame)), where
 
 
 CROSSOVER_TITLE = "When Lambda, ECS or the hybrid wins (closed loop, crossover map)"
@@ -161,8 +198,8 @@ def crossover_finding(params: Params) -> "Finding":
         text = (f"Not computed yet: 09_closed_loop or `python -m hybridopt crossover --profile {params.profile}` "
                 f"writes {out_dir(params) / 'results.parquet'}.")
         return Finding(CROSSOVER_TITLE, text, f"<p>{html.escape(text)}</p>", str(out_dir(params) / "results.parquet"))
-    head = ("Per workload, the policy with the lowest objective (decision.objective, USD per 1,000 requests) in "
-            "closed-loop simulator runs over arrival rate x payload size, at each Fargate capacity (tasks x workers):")
+    head = ("Per workload, the policy that wins by " + scored_by(params) + ", in closed-loop simulator runs over "
+            "arrival rate x payload size, at each Fargate capacity (tasks x workers):")
     text = head + " " + " ".join(f"{line}." for line in lines.values())
     body = f"<p>{html.escape(head)}</p><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines.values()) + "</ul>"
     return Finding(CROSSOVER_TITLE, text, body, where)
@@ -253,7 +290,10 @@ def crossover_figure(win: pd.DataFrame, points: pd.DataFrame | None = None) -> p
     works = list(dict.fromkeys(win["workload_type"]))
     caps = sorted(win["capacity"].unique(), key=_capacity_order)
     pols = [p for p in POLICY_COLOURS if f"objective_{p}" in win.columns]
-    cmap = ListedColormap([POLICY_COLOURS[p] for p in pols] + ["#cccccc"])
+    colours = [POLICY_COLOURS[p] for p in pols]
+    if (win["winner"] == "none").any():
+        pols, colours = pols + ["none"], colours + [NONE_COLOUR]
+    cmap = ListedColormap(colours + ["#cccccc"])
     fig, axes = plt.subplots(len(works), len(caps), figsize=(3.6 * len(caps) + 0.6, 3.2 * len(works) + 0.9),
                              squeeze=False)
     for i, w in enumerate(works):
@@ -296,7 +336,8 @@ def crossover_figure(win: pd.DataFrame, points: pd.DataFrame | None = None) -> p
                 ax.set_xlabel("arrival rate (requests/s)", fontsize=8)
             if j == 0:
                 ax.set_ylabel("payload (KB)", fontsize=8)
-    handles = [Patch(facecolor=POLICY_COLOURS[p], label=f"{POLICY_LABELS[p]} minimises the objective") for p in pols]
+    handles = [Patch(facecolor=c, label=POLICY_LABELS[p] if p == "none" else f"{POLICY_LABELS[p]} minimises the objective")
+               for p, c in zip(pols, colours)]
     handles += [Patch(facecolor="#cccccc", label="a task did not finish ok"),
                 Patch(facecolor="#999999", hatch="///", edgecolor="white", label=f"margin within {CLEAR_SE:g} SE over seeds"),
                 plt.Line2D([], [], color="black", lw=1.6, label="always-Lambda = always-ECS"),
@@ -344,9 +385,9 @@ def crossover_section(params: Params, force: bool = False, run: CrossoverRun | N
                f"{s['cached']} from the cache, {s['computed']} computed on {s['workers']} workers in "
                f"{s['wall_s']:.1f} s wall")
             + f"; ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, over budget {counts.get('over_budget', 0)}.")
-    win = winners(frame)
+    win = winners_for(params, frame)
     pts, note = real_points(params)
-    text += " " + note + "."
+    text += " Each cell's winner: " + scored_by(params) + ". " + note + "."
     fig = crossover_figure(win, pts)
     bad = frame[frame["status"] != "ok"][["workload_type", "rate_rps", "payload_size_kb", "capacity", "policy", "seed",
                                          "status", "error", "wall_s"]]

@@ -358,6 +358,9 @@ def findings(params: Params) -> list[Finding]:
         out.append(Finding(CLOSED_TITLE, missing, f"<p>{html.escape(missing)}</p>", str(cpath)))
     else:
         out.append(closed_loop_finding(closed, str(cpath)))
+    from hybridopt.report.crossover import crossover_finding
+
+    out.append(crossover_finding(params))
     mpath = layout.metadata_path(params.path("models_dir"))
     meta = _read(mpath)
     if meta is None:
