@@ -388,3 +388,16 @@ def model_logs(params: Params, sessions: Mapping[str, tuple[str, LoadPattern]], 
     for c in ("run_id", "platform", "workload_type", "load_pattern", "time_window"):
         out[c] = out[c].astype("category")
     return out
+
+
+def validation_rows(run: str, workload: str, platform: str, totals: Sequence[float], size_kb: float = 1.0,
+                    cold: int = 0) -> pd.DataFrame:
+    """Successful request rows of one (run, workload, platform) cell with the given total_ms, the first
+    `cold` of them Lambda cold starts: the columns the validation's comparison reads."""
+    n = len(totals)
+    c = np.zeros(n, dtype=bool)
+    c[:cold] = True
+    return pd.DataFrame({"run_id": run, "workload_type": workload, "platform": platform,
+                         "target_payload_size_kb": size_kb, "total_ms": np.asarray(totals, dtype=float),
+                         "error": None, "http_status": 200,
+                         "cold_start": pd.array(c if platform == "lambda" else [pd.NA] * n, dtype="boolean")})

@@ -12,22 +12,13 @@ from hybridopt.calibration import validate as v
 from hybridopt.emulation.simulate import phase_offsets
 from hybridopt.params import load_params
 from hybridopt.report import calibration as report
+from hybridopt.testing import validation_rows as _rows
 
 OPTS = v.ValidationOptions(min_cell_rows=20, min_faster_rows=10)
 
 
 def _sourced(value):
     return {"value": value, "basis": "assumption", "source": "test truth for the round trip"}
-
-
-def _rows(run: str, workload: str, platform: str, totals, size_kb: float = 1.0, cold: int = 0) -> pd.DataFrame:
-    n = len(totals)
-    c = np.zeros(n, dtype=bool)
-    c[:cold] = True
-    return pd.DataFrame({"run_id": run, "workload_type": workload, "platform": platform,
-                         "target_payload_size_kb": size_kb, "total_ms": np.asarray(totals, dtype=float),
-                         "error": None, "http_status": 200,
-                         "cold_start": pd.array(c if platform == "lambda" else [pd.NA] * n, dtype="boolean")})
 
 
 def _cat(*frames: pd.DataFrame) -> pd.DataFrame:

@@ -13,16 +13,7 @@ from hybridopt.calibration import validate as v
 from hybridopt.emulation import simulate
 from hybridopt.params import LoadPattern, load_params
 from hybridopt.report import calibration as report
-
-
-def _rows(run: str, workload: str, platform: str, totals, size_kb: float = 1.0, cold: int = 0) -> pd.DataFrame:
-    n = len(totals)
-    c = np.zeros(n, dtype=bool)
-    c[:cold] = True
-    return pd.DataFrame({"run_id": run, "workload_type": workload, "platform": platform,
-                         "target_payload_size_kb": size_kb, "total_ms": np.asarray(totals, dtype=float),
-                         "error": None, "http_status": 200,
-                         "cold_start": pd.array(c if platform == "lambda" else [pd.NA] * n, dtype="boolean")})
+from hybridopt.testing import validation_rows as _rows
 
 
 @pytest.fixture(scope="module")
