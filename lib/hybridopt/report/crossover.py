@@ -169,7 +169,9 @@ def answers(win: pd.DataFrame) -> dict[str, str]:
             share = ", ".join(f"{POLICY_LABELS.get(p, p)} {k}" for p, k in counts.items())
             be = break_even_rate(win, str(w), str(cap))
             where = f", Lambda = ECS near {be:.3g} rps" if be is not None else ""
-            parts.append(f"at {cap} {POLICY_LABELS.get(lead, lead)} wins {counts.iloc[0]} of {n} cells ({share}{where})")
+            head = (f"no policy meets the SLO in {counts.iloc[0]} of {n} cells" if lead == "none" else
+                    f"{POLICY_LABELS.get(lead, lead)} wins {counts.iloc[0]} of {n} cells")
+            parts.append(f"at {cap} {head} ({share}{where})")
         out[str(w)] = f"{w}: " + "; ".join(parts)
     return out
 
