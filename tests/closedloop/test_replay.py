@@ -138,3 +138,18 @@ def test_command_names_a_missing_stage(tmp_path, capsys, monkeypatch) -> None:
     assert main(["replay-policy", "--profile", "smoke"]) == 2
     err = capsys.readouterr().err
     assert "pairs.parquet is missing" in err and "preprocess --profile smoke" in err
+
+
+def test_compare_reads_an_open_loop_ci_written_as_null() -> None:
+    """decisions.json writes a CI it could not estimate (one block per session) as null."""
+    m = replay.COMPARED[0]
+    back = {v: k for k, v in replay.OPEN_COLUMNS.items()}
+    closed = pd.DataFrame([_closed("a", mm, 1.0, 0.9, 1.1) for mm in replay.COMPARED[:1]])
+    for mm in replay.COMPARED[1:]:
+        closed[mm], closed[f"{mm}_ci_low"], closed[f"{mm}_ci_high"] = 1.0, 0.9, 1.1
+    opened = pd.DataFrame([{"policy": "a", **{back[mm]: 1.5 for mm in replay.COMPARED},
+                            **{f"{back[mm]}_ci_low": None for mm in replay.COMPARED},
+                            **{f"{back[mm]}_ci_high": None for mm in replay.COMPARED}}], dtype=object)
+    cmp = replay.compare(closed, opened)
+    row = cmp[cmp.metric == m].iloc[0]
+    assert row["open"] == 1.5 and pd.isna(row["open_ci_low"]) and pd.isna(row["open_ci_high"])

@@ -236,6 +236,11 @@ def open_loop(params: Params) -> tuple[pd.DataFrame, dict[str, Any]]:
         "same_params": prov.get("params_hash") == params.hash, "pairs": (doc.get("data") or {}).get("pairs")}
 
 
+def _num(x: object) -> float:
+    """A JSON number, NaN for null or missing."""
+    return float("nan") if x is None else float(x)  # type: ignore[arg-type]
+
+
 def compare(closed: pd.DataFrame, opened: pd.DataFrame) -> pd.DataFrame:
     """Per policy and metric: closed loop (mean over seeds, 95 % CI), open loop (point, 95 % CI), the
     difference, and `disagree` when the two intervals do not overlap (a gap above TOUCH_REL of the
@@ -252,8 +257,8 @@ def compare(closed: pd.DataFrame, opened: pd.DataFrame) -> pd.DataFrame:
         o = op.loc[name]
         for m in COMPARED:
             oc = back[m]
-            ov, olo, ohi = (float(o.get(oc, np.nan)), float(o.get(f"{oc}_ci_low", np.nan)),
-                            float(o.get(f"{oc}_ci_high", np.nan)))
+            # decisions.json writes a CI it could not estimate as null (its reason beside it)
+            ov, olo, ohi = (_num(o.get(oc)), _num(o.get(f"{oc}_ci_low")), _num(o.get(f"{oc}_ci_high")))
             cv, clo, chi = float(c[m]), float(c[f"{m}_ci_low"]), float(c[f"{m}_ci_high"])
             lo_c, hi_c = (clo, chi) if np.isfinite(clo) else (cv, cv)
             lo_o, hi_o = (olo, ohi) if np.isfinite(olo) else (ov, ov)
