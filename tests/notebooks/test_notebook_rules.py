@@ -52,6 +52,11 @@ def rule_breaks(path: Path) -> list[str]:
             if isinstance(node, DEFINITIONS):
                 what = "lambda" if isinstance(node, ast.Lambda) else f"{type(node).__name__} {node.name}"
                 broken.append(f"cell {i}, line {node.lineno}: defines a {what} (belongs in lib/hybridopt)")
+        for j, stmt in enumerate(tree.body[:-1]):   # only a cell's last expression is shown by itself
+            if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+                    and isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr in ("figure", "table")):
+                broken.append(f"cell {i}, line {stmt.lineno}: `{stmt.value.func.attr}(...)` is not the cell's last "
+                              "expression: it is exported but not shown (wrap it in display)")
         if cell.get("outputs"):
             broken.append(f"cell {i}: {len(cell.outputs)} outputs not stripped")
         if cell.get("execution_count") is not None:
@@ -77,7 +82,8 @@ def test_the_rules_catch_each_break(tmp_path):
     ran = nbformat.v4.new_code_cell("print(1)", execution_count=3,
                                     outputs=[nbformat.v4.new_output("stream", name="stdout", text="1\n")])
     magic = nbformat.v4.new_code_cell("%time print(1)")
-    nb.cells = [nbformat.v4.new_markdown_cell("# x"), params, helper, key, ran, magic]
+    hidden = nbformat.v4.new_code_cell('exp.figure("f", fig, "c")\nexp.table("t", df, "c")')
+    nb.cells = [nbformat.v4.new_markdown_cell("# x"), params, helper, key, ran, magic, hidden]
     path = tmp_path / "99_bad.ipynb"
     nbformat.write(nb, path)
     broken = "\n".join(rule_breaks(path))
@@ -86,6 +92,7 @@ def test_the_rules_catch_each_break(tmp_path):
     assert "defines a lambda" in broken
     assert "cell 4: 1 outputs not stripped" in broken and "cell 4: execution count 3 not stripped" in broken
     assert "cell 5: not plain Python" in broken
+    assert "cell 6, line 1: `figure(...)` is not the cell's last expression" in broken and "cell 6, line 2" not in broken
 
     params.source = 'profile = "full"\nforce = True'
     nbformat.write(nb, path)
