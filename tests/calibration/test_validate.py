@@ -166,6 +166,7 @@ def test_log_errors_summarise_the_judged_cells() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # three validations (145 s measured on a quiet 2-core machine)
 def test_inflation_form_comparison_prefers_the_form_that_made_the_logs() -> None:
     """Model-made logs whose client stretches every round trip with its request rate (round_trip form),
     three sessions (5, 5-25 and 15 requests/s): out of sample the round_trip fit must come closer than the
@@ -209,6 +210,7 @@ SHARED = __import__("hybridopt.paths", fromlist=["x"]).shared_dir() / "data" / "
 
 @pytest.mark.slow
 @pytest.mark.needs_shared_data
+@pytest.mark.timeout(1500)  # the whole validation of the real logs: 286 s measured on a quiet 2-core machine
 def test_validate_testbed_cli_on_the_real_logs(tmp_path) -> None:
     """The Must-show command: the table with a pass boolean per threshold and per cell, and the figure."""
     import json
