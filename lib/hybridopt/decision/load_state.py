@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-PLATFORMS: Final = ("lambda", "ecs")
+from hybridopt.data.contract import PLATFORMS
 #: The arrival windows (seconds) of the load features; params `decision.load_windows_s` must match.
 DEFAULT_WINDOWS_S: Final = (10.0, 60.0)
 
