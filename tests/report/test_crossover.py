@@ -167,3 +167,7 @@ def test_slo_cheapest_winner_is_the_cheapest_policy_that_meets_the_slo() -> None
     rc.crossover_figure(none)
     weighted = rc.winners(f)
     assert (weighted["winner"] == "hybrid").all()
+
+
+def test_answers_as_a_markdown_list() -> None:
+    assert rc.answers_markdown({"a": "a: x", "b": "b: y"}) == "- a: x\n- b: y"

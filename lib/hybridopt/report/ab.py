@@ -3,7 +3,7 @@ the objective policy's A/B against the per-workload rule (arms, bills, differenc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +11,16 @@ import pandas as pd
 import seaborn as sns
 
 from hybridopt.report.common import done
+
+if TYPE_CHECKING:
+    from hybridopt.router.handler import Router
+
+
+def served_policy(router: "Router") -> str:
+    """What the router's treatment arm serves, in words."""
+    if router.decision is not None:
+        return "objective policy " + router.decision.version
+    return "the plan's classifier (no decision/: run 06_decide)"
 
 #: The columns of the offline policy table a supervisor reads (the rest stay in the frame).
 POLICY_COLUMNS = ["lambda_share", "cost_per_request_usd", "cost_per_request_usd_low", "cost_per_request_usd_high",

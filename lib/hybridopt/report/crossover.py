@@ -176,6 +176,11 @@ def answers(win: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def answers_markdown(lines: Mapping[str, str]) -> str:
+    """The one-line answers per workload as a markdown list."""
+    return "\n".join(f"- {line}" for line in lines.values())
+
+
 def crossover_answers(params: Params) -> tuple[dict[str, str], str]:
     """The one-line answer per workload from the crossover results on disk (nothing is run), and the
     file they were read from; no answers (and what to run) when the profile's grid has no complete
