@@ -65,3 +65,6 @@ def test_wrong_arguments_in_one_line(tmp_path) -> None:
     gone = _run("--profile", "smoke", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path))
     assert gone.returncode == 2 and "Traceback" not in gone.stderr
     assert gone.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    bad = _run("--profile", "smoke", "--scheduler", "garbage:://x", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: not a Dask scheduler address: garbage:://x")

@@ -201,6 +201,8 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2, memory_limit: 
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+        except ValueError as exc:       # a malformed address (unknown scheme, no port)
+            raise SweepError(f"not a Dask scheduler address: {scheduler}: {exc} (e.g. tcp://host:8786)") from exc
         try:
             yield client
         finally:
