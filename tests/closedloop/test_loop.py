@@ -129,10 +129,38 @@ def test_crossover_cell_row(smoke) -> None:
     assert rows["always_ecs"]["p95_ms"] > 2 * rows["hybrid"]["p95_ms"]          # the queue the hybrid avoids
     p = xo.with_capacity(smoke, 1, 2)
     arr = xo.poisson_arrivals(p, "thumbnail_processing", 5.0, 200.0, 1, 120.0, "x")
-    run = run_closed_loop(p, arr, xo.make_policy("always_lambda", "thumbnail_processing", len(arr), 1, 2, WINDOWS), 1,
+    run = run_closed_loop(p, arr, xo.make_policy("always_lambda", "thumbnail_processing", 1, 2), 1,
                           DEFAULT_START_DATE)
     assert rows["always_lambda"]["bill_usd_per_1k"] == pytest.approx(bill(run.rows, p, run.timeline).avg_usd_per_1k_requests)
     with pytest.raises(ValueError, match="workload_type"):
         xo.crossover_cell(smoke, "nope", 5.0, 200.0, 1, 2, "hybrid", 1, 60.0)
     with pytest.raises(ValueError, match="policy"):
         xo.crossover_cell(smoke, "thumbnail_processing", 5.0, 200.0, 1, 2, "sometimes", 1, 60.0)
+
+
+@pytest.mark.parametrize("capacity,limit", [((1, 2), 2), ((2, 2), 1), ((1, 1), 0)])
+def test_the_crossovers_lean_policies_route_as_the_tracked_ones(capacity: tuple[int, int], limit: int) -> None:
+    """Static and InFlightThreshold drop the arrival windows and the load record, not a decision: every
+    row of the run is the same as with Fixed and Threshold (a queue forms at this rate, so the
+    threshold rule switches platform many times)."""
+    from hybridopt.closedloop.policies import InFlightThreshold, Static
+
+    smoke = load_params("smoke")
+    p = xo.with_capacity(smoke, *capacity)
+    w = "medium_processing"
+    arr = xo.poisson_arrivals(p, w, 8.0, 3072.0, 3, 90.0, "x")
+    n = len(arr)
+    pairs = [(Fixed("a", "d", np.ones(n, dtype=bool), WINDOWS), Static("a", "d", "lambda")),
+             (Fixed("e", "d", np.zeros(n, dtype=bool), WINDOWS), Static("e", "d", "ecs")),
+             (Threshold("h", {w: limit}, WINDOWS), InFlightThreshold("h", {w: limit}))]
+    for tracked, lean in pairs:
+        a = run_closed_loop(p, arr, tracked, 3, DEFAULT_START_DATE)
+        b = run_closed_loop(p, arr, lean, 3, DEFAULT_START_DATE)
+        pd.testing.assert_frame_equal(a.rows, b.rows)
+        assert b.load.isna().all().all()
+    share = (b.rows["platform"] == "lambda").mean()
+    assert (0.0 < share < 1.0) if limit > 0 else share == 1.0
+    with pytest.raises(ValueError, match="platform"):
+        Static("x", "d", "fargate")
+    with pytest.raises(ValueError, match=">= 0"):
+        InFlightThreshold("x", {w: -1})

@@ -26,9 +26,9 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from hybridopt.closedloop.loop import run_closed_loop
+from hybridopt.closedloop.loop import SendTimePolicy, run_closed_loop
 from hybridopt.closedloop.metrics import run_metrics
-from hybridopt.closedloop.policies import Fixed, Threshold, Tracked
+from hybridopt.closedloop.policies import InFlightThreshold, Static
 from hybridopt.params import Params
 
 FRAME_COLUMNS: Final = ("task_id", "workload_type", "rate_rps", "payload_size_kb", "capacity", "ecs_tasks",
@@ -86,20 +86,22 @@ def poisson_arrivals(params: Params, workload_type: str, rate_rps: float, payloa
                          "sent_at": base + pd.to_timedelta(t, unit="s")})
 
 
-def make_policy(policy: str, workload_type: str, n: int, ecs_tasks: int, ecs_workers: int,
-                windows_s: tuple[float, ...]) -> Tracked:
+def make_policy(policy: str, workload_type: str, ecs_tasks: int, ecs_workers: int) -> SendTimePolicy:
+    """The cell's send-time policy. None of them records a load: the static ones read none, the
+    threshold rule only its workload's ECS requests in flight (`InFlightThreshold`: the same decisions
+    as `Threshold`, which also keeps the arrival windows that the crossover does not report)."""
     if policy == "always_lambda":
-        return Fixed(policy, "every request to Lambda", np.ones(n, dtype=bool), windows_s)
+        return Static(policy, "every request to Lambda", "lambda")
     if policy == "always_ecs":
-        return Fixed(policy, "every request to ECS", np.zeros(n, dtype=bool), windows_s)
+        return Static(policy, "every request to ECS", "ecs")
     if policy == "hybrid":
-        return Threshold(policy, {workload_type: int(ecs_tasks) * int(ecs_workers)}, windows_s)
+        return InFlightThreshold(policy, {workload_type: int(ecs_tasks) * int(ecs_workers)})
     if policy.startswith("threshold:"):
         try:
             limit = int(policy.split(":", 1)[1])
         except ValueError:
             raise ValueError(f"policy {policy!r}: the limit after 'threshold:' must be an integer") from None
-        return Threshold(policy, {workload_type: limit}, windows_s)
+        return InFlightThreshold(policy, {workload_type: limit})
     raise ValueError(f"policy {policy!r} is not one of {POLICIES} or threshold:<limit>")
 
 
@@ -122,8 +124,7 @@ def crossover_cell(params: Params, workload_type: str, rate_rps: float, payload_
     arr = poisson_arrivals(p, workload_type, rate_rps, payload_size_kb, seed, duration_s, f"xo-{tid}")
     if len(arr) == 0:
         raise ValueError(f"no arrivals in {duration_s} s at {rate_rps} requests/s (seed {seed}): run longer")
-    pol = make_policy(policy, workload_type, len(arr), ecs_tasks, ecs_workers,
-                      tuple(float(w) for w in params.decision.load_windows_s))
+    pol = make_policy(policy, workload_type, ecs_tasks, ecs_workers)
     run = run_closed_loop(p, arr, pol, seed, DEFAULT_START_DATE)
     m = run_metrics(p, run)
     n = m["requests"]

@@ -8,6 +8,10 @@
     it, but it is read and recorded all the same;
   - `Threshold`: the load-aware threshold rule (Spock / LIBRA style): ECS while the arrival's
     workload service has fewer than `limit` requests in flight, else Lambda.
+- `Static` and `InFlightThreshold`: the same choices as `Fixed` (one platform for every arrival) and
+  `Threshold`, without the LoadTracker's arrival windows and without recording a load (`Routed.load`
+  None): the crossover map's runs, where only the in-flight count decides and the load is not reported.
+  Same decisions, so the same runs, at a fraction of the per-arrival cost.
 - `Objective`: the router's objective policy (`hybridopt.router.policy.DecisionPolicy.decide`, its
   own tracker and in-flight bookkeeping) at one objective setting.
 - `ABArms`: the A/B's two arms through one DecisionPolicy (control: the workload rule, treatment:
@@ -100,6 +104,53 @@ class Threshold(Tracked):
 
     def choose(self, i: int, workload: str, payload_kb: float, load: Mapping[str, float]) -> str:
         return "ecs" if load["workload_in_flight_ecs"] < self.limit[workload] else "lambda"
+
+
+class Static:
+    """Every arrival to `platform`; reads no load."""
+
+    def __init__(self, name: str, detail: str, platform: str) -> None:
+        if platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
+        self.name = name
+        self.detail = detail
+        self.platform = platform
+
+    def route(self, i: int, t_s: float, workload: str, payload_kb: float, completed: Sequence[Hashable]) -> Routed:
+        return Routed(self.platform, i, None)
+
+
+class InFlightThreshold:
+    """`Threshold`'s rule on its only input, the workload's ECS requests in flight as this router counts
+    them (sent, not yet reported completed); no arrival windows, no load recorded."""
+
+    def __init__(self, name: str, limit: Mapping[str, int]) -> None:
+        bad = {w: v for w, v in limit.items() if int(v) < 0}
+        if bad:
+            raise ValueError(f"threshold limits must be >= 0 requests in flight, got {bad}")
+        self.name = name
+        self.limit = {w: int(v) for w, v in limit.items()}
+        self.detail = Threshold(name, self.limit).detail
+        self._ecs: dict[Hashable, str] = {}           # token -> workload of the ECS requests in flight
+        self._count: dict[str, int] = {}
+
+    def route(self, i: int, t_s: float, workload: str, payload_kb: float, completed: Sequence[Hashable]) -> Routed:
+        ecs, count = self._ecs, self._count
+        for k in completed:
+            w = ecs.pop(k, None)
+            if w is not None:
+                count[w] -= 1
+        if count.get(workload, 0) < self.limit[workload]:
+            ecs[i] = workload
+            count[workload] = count.get(workload, 0) + 1
+            return Routed("ecs", i, None)
+        return Routed("lambda", i, None)
+
+    def finish(self, completed: Sequence[Hashable]) -> None:
+        for k in completed:
+            w = self._ecs.pop(k, None)
+            if w is not None:
+                self._count[w] -= 1
 
 
 class Objective:
