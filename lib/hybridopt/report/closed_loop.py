@@ -19,6 +19,11 @@ METRIC_LABELS = {"bill_usd_per_1k": "bill $/1k", "p95_ms": "p95 ms", "failure_ra
 FORMATS = {"bill_usd_per_1k": ".5f", "p95_ms": ",.0f", "failure_rate": ".4f", "slo_miss_share": ".4f"}
 
 
+def _md(text: str) -> str:
+    """Text for markdown: $ escaped (two bare $ in a paragraph would open TeX math)."""
+    return text.replace("$", "\\$")
+
+
 def _frame(doc: Mapping[str, Any], key: str) -> pd.DataFrame:
     return pd.DataFrame(doc.get(key) or [])
 
@@ -95,10 +100,10 @@ def disagreements_markdown(doc: Mapping[str, Any]) -> str:
         if len(dis):
             fmt = FORMATS[str(m)]
             parts = [f"{r['policy']} {r['open']:{fmt}} -> {r['closed']:{fmt}}" for _, r in dis.iterrows()]
-            lines.append(f"- **{METRIC_LABELS[str(m)]}** (open -> closed), {len(dis)} of {len(g)} policies apart: "
+            lines.append(f"- **{_md(METRIC_LABELS[str(m)])}** (open -> closed), {len(dis)} of {len(g)} policies apart: "
                          + "; ".join(parts))
         else:
-            lines.append(f"- **{METRIC_LABELS[str(m)]}**: the intervals overlap for every policy")
+            lines.append(f"- **{_md(METRIC_LABELS[str(m)])}**: the intervals overlap for every policy")
     rk = _frame(doc, "rankings")
     if not rk.empty:
         for m in METRIC_LABELS:
@@ -107,7 +112,7 @@ def disagreements_markdown(doc: Mapping[str, Any]) -> str:
             best_c = rk.loc[rk[cc] == rk[cc].min(), "policy"].tolist()
             moved = rk[(rk[oc] - rk[cc]).abs() >= 3]["policy"].tolist()
             same = "the same" if set(best_o) == set(best_c) else "a different"
-            lines.append(f"- lowest {METRIC_LABELS[m]}: open loop {', '.join(best_o)}; closed loop {', '.join(best_c)} "
+            lines.append(f"- lowest {_md(METRIC_LABELS[m])}: open loop {', '.join(best_o)}; closed loop {', '.join(best_c)} "
                          f"({same} policy)" + (f"; moved 3 or more places: {', '.join(moved)}" if moved else ""))
     return "\n".join(lines)
 

@@ -69,7 +69,8 @@ def _ci(df: pd.DataFrame, col: str, fmt: str) -> pd.Series:
 
 
 def _usd(x: float) -> str:
-    return f"-${-x:.5f}" if x < 0 else f"${x:.5f}"
+    """Dollars for markdown: the sign escaped (two bare $ in a paragraph would open TeX math)."""
+    return f"-\\${-x:.5f}" if x < 0 else f"\\${x:.5f}"
 
 
 def open_loop(doc: Mapping[str, Any]) -> str:
