@@ -92,6 +92,14 @@ def test_table_style_is_for_the_report_only(tmp_path, params):
     assert "color" not in (tmp_path / "export/03_preprocess/gates.tex").read_text()
 
 
+def test_the_shown_table_escapes_row_and_column_labels(tmp_path, params):
+    exp = Exporter(params, "06_decide", root=tmp_path)
+    df = pd.DataFrame({"p95 <ms>": [1.0, 2.0]}, index=pd.Index(["classifier<0.5>", "a & b"], name="policy"))
+    out = exp.table("policies", df, "Policies <all>").to_html()
+    assert "classifier&lt;0.5&gt;" in out and "a &amp; b" in out and "p95 &lt;ms&gt;" in out
+    assert "<0.5>" not in out and "<ms>" not in out
+
+
 def test_wide_tables_scale_and_long_tables_break_across_pages():
     wide = pd.DataFrame([[0.5] * 12], columns=[f"test_accuracy_{i}" for i in range(12)])
     tex = to_latex(wide, "wide", "tab:w")

@@ -260,7 +260,8 @@ class Exporter:
         (self.dir / f"{name}.tex").write_text(
             to_latex(df, caption, f"tab:{self.stage}:{name}", formats, precision))
         self._record(Item(name, "table", caption, [f"{name}.{ext}" for ext in TABLE_FORMATS]))
-        shown = _styled(df, formats, precision).set_caption(html.escape(caption))
+        shown = (_styled(df, formats, precision).format_index(escape="html", axis=0)
+                 .format_index(escape="html", axis=1).set_caption(html.escape(caption)))
         if df.index.is_unique and df.columns.is_unique:
             shown = shown.map(_wrap_long)
         if not index:
