@@ -59,6 +59,27 @@ def test_lightgbm_text_equals_library(missing: bool) -> None:
     assert _max_diff(_loop(model), booster.predict(X), X) <= 1e-9
 
 
+@pytest.mark.parametrize("trained_with_nan", [False, True])
+def test_the_compiled_function_sends_nan_where_lightgbm_does(trained_with_nan: bool) -> None:
+    """Rows with NaN take the compiled function too: trained without NaN (missing type none: NaN
+    counts as 0.0) and with NaN (missing type nan: the default child), it equals the library and,
+    bit for bit, the node-walking loop."""
+    X, y = _data(3, trained_with_nan)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 31, "num_threads": 1, "seed": 3},
+                        lgb.Dataset(X, y), 100)
+    model = LightGBMTextModel.from_text(booster.model_to_string())
+    assert model._compiled is not None
+    rng = np.random.default_rng(4)
+    Xq = X.copy()
+    Xq[rng.random(Xq.shape) < 0.2] = np.nan
+    rows = [[float(v) for v in r] for r in Xq]
+    compiled = np.array([model._compiled(r) for r in rows])
+    loop = np.array([_loop(model).raw_score(r) for r in rows])
+    assert np.isnan(Xq).any(axis=1).mean() > 0.5
+    assert np.array_equal(compiled, loop)
+    assert float(np.max(np.abs(compiled - booster.predict(Xq, raw_score=True)))) <= 1e-9
+
+
 def _regression_data(seed: int, missing: bool) -> tuple[np.ndarray, np.ndarray]:
     X, _ = _data(seed, False)
     rng = np.random.default_rng(seed + 100)

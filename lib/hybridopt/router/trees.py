@@ -125,9 +125,9 @@ class LightGBMTextModel:
     def raw_score(self, row: Sequence[float]) -> float:
         """The sum of the trees' leaf values (averaged for random-forest boosting), as
         `lightgbm.Booster.predict(raw_score=True)`."""
-        has_nan = any(v != v for v in row)
-        if self._compiled is not None and not has_nan and len(row) == self.n_features:
+        if self._compiled is not None and len(row) == self.n_features:
             return self._compiled(row)
+        has_nan = any(v != v for v in row)
         total = 0.0
         if self._all_simple and not has_nan:
             for sf, th, le, ri, lv in self._fast:
@@ -177,13 +177,16 @@ _MAX_COMPILED_DEPTH = 80
 
 def _compile_lgb(trees: Sequence[_LgbTree], n_features: int, average_output: bool
                  ) -> Callable[[Sequence[float]], float]:
-    """One Python function summing every tree's leaf for a row without NaN, generated from the
-    trees as nested conditional expressions (`x <= threshold`, LightGBM's numerical decision for a
-    value that is not missing) and compiled once: about four times faster than walking the node
-    arrays. Thresholds and leaf values are written with repr (exact round trip) and added in tree
-    order from 0.0, so the sum is bit-identical to the loop's. A tree with categorical or
-    zero-as-missing splits, a non-finite number, or deeper than _MAX_COMPILED_DEPTH, is evaluated by
-    `_lgb_tree_value`."""
+    """One Python function summing every tree's leaf for a row, generated from the trees as nested
+    conditional expressions and compiled once: about four times faster than walking the node arrays.
+    Each split is LightGBM's numerical decision (`Tree::NumericalDecision`) with NaN included: a
+    value goes left when `x <= threshold`; NaN goes where LightGBM sends it (missing type nan: the
+    default child; missing type none: as 0.0), written as `x <= threshold` when NaN goes right
+    (the comparison is False for NaN) and `not x > threshold` when it goes left (True for NaN), the
+    same for every number. Thresholds and leaf values are written with repr (exact round trip) and
+    added in tree order from 0.0, so the sum is bit-identical to the loop's. A tree with categorical
+    or zero-as-missing splits, a non-finite number, or deeper than _MAX_COMPILED_DEPTH, is evaluated
+    by `_lgb_tree_value`."""
     fallback: list[_LgbTree] = []
 
     def num(v: float) -> str | None:
@@ -197,7 +200,10 @@ def _compile_lgb(trees: Sequence[_LgbTree], n_features: int, average_output: boo
         left, right = expr(t, t.left[node], depth + 1), expr(t, t.right[node], depth + 1)
         if left is None or right is None:
             return None
-        return f"({left} if x{t.split_feature[node]} <= {t.threshold[node]!r} else {right})"
+        x, th = f"x{t.split_feature[node]}", t.threshold[node]
+        nan_left = t.default_left[node] if t.missing_type[node] == 2 else 0.0 <= th
+        test = f"not {x} > {th!r}" if nan_left else f"{x} <= {th!r}"
+        return f"({left} if {test} else {right})"
 
     names = [f"x{i}" for i in range(n_features)]
     lines = ["def score(row):", f"    {', '.join(names)}{',' if len(names) == 1 else ''} = row" if names else "    pass",
