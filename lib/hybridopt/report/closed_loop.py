@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from adjustText import adjust_text
 
 from hybridopt.decision.evaluate import frontier
 from hybridopt.report.common import done
@@ -137,6 +138,7 @@ def frontier_figure(doc: Mapping[str, Any]) -> plt.Figure:
     f = frontier_table(doc)
     opened = {r["policy"]: r for r in doc.get("open") or []}
     fig, ax = plt.subplots(figsize=(9, 5.8))
+    labels = []
     for kind, g in f.groupby("kind"):
         x, y = g["bill_avg_usd_per_1k_requests"].astype(float), g["latency_p95_ms"].astype(float)
         xerr = np.vstack([x - g["bill_avg_usd_per_1k_requests_ci_low"].astype(float),
@@ -147,8 +149,8 @@ def frontier_figure(doc: Mapping[str, Any]) -> plt.Figure:
                     fmt=KIND_MARKERS.get(str(kind), "o"), color=col, ms=7, capsize=2, lw=0.8,
                     label=f"{kind} (closed loop)")
         for _, r in g.iterrows():
-            ax.annotate(r["policy"], (r["bill_avg_usd_per_1k_requests"], r["latency_p95_ms"]), fontsize=6.5,
-                        xytext=(4, 3), textcoords="offset points")
+            labels.append(ax.text(float(r["bill_avg_usd_per_1k_requests"]), float(r["latency_p95_ms"]), r["policy"],
+                                  fontsize=6.5))
             o = opened.get(r["policy"])
             if o and o.get("bill_avg_usd_per_1k_requests") is not None and o.get("latency_p95_ms") is not None:
                 ox, oy = float(o["bill_avg_usd_per_1k_requests"]), float(o["latency_p95_ms"])
@@ -163,6 +165,8 @@ def frontier_figure(doc: Mapping[str, Any]) -> plt.Figure:
            ylabel="p95 latency, ms (95 % CI over seeds)",
            title="Policies closed loop: bill against p95 (lower left is better)")
     ax.legend(fontsize=7.5)
+    if labels:    # policies close together: labels moved apart, each joined to its point
+        adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.4})
     return done(fig)
 
 
