@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hybridopt.closedloop import crossover as xo
-from hybridopt.closedloop.loop import run_closed_loop
+from hybridopt.closedloop.loop import run_closed_loop, run_static
 from hybridopt.closedloop.metrics import over_seeds, run_metrics, t_interval
 from hybridopt.closedloop.policies import Fixed, Threshold
 from hybridopt.decision.bill import bill
@@ -129,8 +129,7 @@ def test_crossover_cell_row(smoke) -> None:
     assert rows["always_ecs"]["p95_ms"] > 2 * rows["hybrid"]["p95_ms"]          # the queue the hybrid avoids
     p = xo.with_capacity(smoke, 1, 2)
     arr = xo.poisson_arrivals(p, "thumbnail_processing", 5.0, 200.0, 1, 120.0, "x")
-    run = run_closed_loop(p, arr, xo.make_policy("always_lambda", "thumbnail_processing", 1, 2), 1,
-                          DEFAULT_START_DATE)
+    run = run_static(p, arr, "lambda", 1, DEFAULT_START_DATE)           # the path a static cell takes
     assert rows["always_lambda"]["bill_usd_per_1k"] == pytest.approx(bill(run.rows, p, run.timeline).avg_usd_per_1k_requests)
     with pytest.raises(ValueError, match="workload_type"):
         xo.crossover_cell(smoke, "nope", 5.0, 200.0, 1, 2, "hybrid", 1, 60.0)
@@ -164,3 +163,33 @@ def test_the_crossovers_lean_policies_route_as_the_tracked_ones(capacity: tuple[
         Static("x", "d", "fargate")
     with pytest.raises(ValueError, match=">= 0"):
         InFlightThreshold("x", {w: -1})
+
+
+def test_static_policies_run_on_the_batch_path_as_another_sample_of_the_same_model() -> None:
+    """A policy that reads no state: run_static (the batch path) and the closed loop give the same
+    requests, platform and capacity, and latency distributions that agree within sampling noise
+    (different random numbers, the same model); the uplink case keeps the closed loop."""
+    from hybridopt.closedloop.policies import Static
+
+    smoke = load_params("smoke")
+    p = xo.with_capacity(smoke, 1, 2)
+    w = "thumbnail_processing"
+    arr = xo.poisson_arrivals(p, w, 6.0, 200.0, 5, 600.0, "x")
+    for platform in ("lambda", "ecs"):
+        a = run_closed_loop(p, arr, Static("s", "d", platform), 5, DEFAULT_START_DATE)
+        b = run_static(p, arr, platform, 5, DEFAULT_START_DATE)
+        assert len(b.rows) == len(a.rows) == len(arr) and set(b.rows["platform"]) == {platform}
+        assert list(b.rows.columns) == list(a.rows.columns)
+        assert (b.rows["sent_at"].to_numpy() == a.rows["sent_at"].to_numpy()).all()
+        assert b.load.isna().all().all() and set(b.timeline.services) == set(a.timeline.services)
+        for q in (0.5, 0.95):
+            qa, qb = a.rows["total_ms"].quantile(q), b.rows["total_ms"].quantile(q)
+            assert abs(qb / qa - 1) < 0.1, (platform, q, qa, qb)
+        assert abs(b.rows["error"].notna().mean() - a.rows["error"].notna().mean()) < 0.03
+    with pytest.raises(ValueError, match="platform"):
+        run_static(p, arr, "both", 5, DEFAULT_START_DATE)
+    assert not xo.shared_uplink(p)
+    fitted = p.model_copy(update={"testbed": p.testbed.model_copy(update={"client_preset": "fitted"})})
+    assert xo.shared_uplink(fitted)
+    row = xo.crossover_cell(fitted, w, 2.0, 200.0, 1, 2, "always_lambda", 1, 30.0)
+    assert row["status"] == "ok" and row["requests"] > 30

@@ -7,6 +7,12 @@ Policies: `always_lambda`, `always_ecs`, `hybrid` (the load-aware threshold rule
 service's worker slots, ecs_tasks x ecs_workers: ECS until every worker is busy or has a request
 queued for it, then Lambda) and `threshold:K` (the same rule at limit K).
 
+The static policies read no state, so their closed loop is the open replay of their routing: they
+run on the simulator's batch path (`hybridopt.closedloop.loop.run_static`: the same model, several
+times faster; another sample of it, since the random numbers are drawn in another order), unless
+the client preset shares an uplink. `CELL_VERSION` enters the cache key: it changes when a cell's
+numbers do.
+
 The row (`FRAME_COLUMNS`, the sweep's results frame) carries the run's bill per 1,000 requests
 (`hybridopt.decision.bill.bill` on the run's own capacity timeline) with ONE change: the ALB's hourly
 charge is prorated to the run's span (first send to last completion) instead of billed per clock
@@ -26,7 +32,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from hybridopt.closedloop.loop import SendTimePolicy, run_closed_loop
+from hybridopt.closedloop.loop import SendTimePolicy, run_closed_loop, run_static
 from hybridopt.closedloop.metrics import run_metrics
 from hybridopt.closedloop.policies import InFlightThreshold, Static
 from hybridopt.params import Params
@@ -35,6 +41,9 @@ FRAME_COLUMNS: Final = ("task_id", "workload_type", "rate_rps", "payload_size_kb
                         "ecs_workers", "policy", "policy_detail", "seed", "requests", "bill_usd_per_1k", "p50_ms",
                         "p95_ms", "p99_ms", "failure_rate", "objective_usd_per_1k", "status", "error", "wall_s")
 POLICIES: Final = ("always_lambda", "always_ecs", "hybrid")
+#: Bumped when a cell's computation changes its numbers (part of the sweep's cache key): 2 = the
+#: static policies on the batch path.
+CELL_VERSION: Final = 2
 #: The cell's arrivals start at this local hour of the simulator's start date.
 START_HOUR: Final = 12
 
@@ -56,6 +65,14 @@ def with_capacity(params: Params, ecs_tasks: int, ecs_workers: int) -> Params:
         "source": f"crossover map: Fargate capacity {capacity_label(ecs_tasks, ecs_workers)} (tasks x workers)"})
     testbed = params.testbed.model_copy(update={"fargate": fg.model_copy(update={"worker_slots_per_task": slots})})
     return params.model_copy(update={"workloads": wls, "testbed": testbed})
+
+
+def shared_uplink(params: Params) -> bool:
+    """Whether the client preset shares one uplink among the bodies in flight (the closed loop then
+    projects each upload at its dispatch, the batch path settles the link first: the static policies
+    take the closed loop too, so that the three policies of a cell see the same network model)."""
+    up = params.testbed.clients[params.testbed.client_preset].uplink
+    return up is not None and bool(up.enabled.value)
 
 
 def task_id(params: Params, workload_type: str, rate_rps: float, payload_size_kb: float, ecs_tasks: int,
@@ -125,7 +142,10 @@ def crossover_cell(params: Params, workload_type: str, rate_rps: float, payload_
     if len(arr) == 0:
         raise ValueError(f"no arrivals in {duration_s} s at {rate_rps} requests/s (seed {seed}): run longer")
     pol = make_policy(policy, workload_type, ecs_tasks, ecs_workers)
-    run = run_closed_loop(p, arr, pol, seed, DEFAULT_START_DATE)
+    if isinstance(pol, Static) and not shared_uplink(p):
+        run = run_static(p, arr, pol.platform, seed, DEFAULT_START_DATE)
+    else:
+        run = run_closed_loop(p, arr, pol, seed, DEFAULT_START_DATE)
     m = run_metrics(p, run)
     n = m["requests"]
     start = float(arr["t_s"].iloc[0])

@@ -47,9 +47,12 @@ def cache_key(params: Params) -> str:
     """The hash of the params a cell's result depends on: every section but `closed_loop`, which
     configures the sweeps themselves (the crossover grid only says which tasks exist, each task's
     inputs being in its key; the replay block is another command's), so growing the grid reuses the
-    tasks already run."""
+    tasks already run; and the cell's CELL_VERSION, which changes when the cell's computation does."""
+    from hybridopt.closedloop.crossover import CELL_VERSION
+
     dump = params.model_dump(mode="json")
     dump["closed_loop"] = {}
+    dump["_cell_version"] = CELL_VERSION
     blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -143,3 +143,26 @@ def run_closed_loop(params: Params, arrivals: pd.DataFrame, policy: SendTimePoli
     timeline = capacity.from_model(model.ecs, org)
     return LoopRun(rows, pd.DataFrame(load, columns=list(LOAD_COLUMNS)), timeline, model, org,
                    time.perf_counter() - t0)
+
+
+def run_static(params: Params, arrivals: pd.DataFrame, platform: str, seed: int, start: date) -> LoopRun:
+    """Every arrival to `platform`: a policy that reads no state routes the same whatever the load,
+    so its closed loop is the open replay of that routing, run here on the simulator's batch path
+    (`hybridopt.emulation.simulate.run_model`, the same model seeded [seed, 2]). The platforms'
+    dynamics are the same as in `run_closed_loop`; only the order in which the model draws its
+    random numbers differs (every send first, then every dispatch), so the run is another sample of
+    the same model, not the same numbers. `load` is empty (nothing was read)."""
+    from hybridopt.emulation.simulate import run_model
+
+    if platform not in ("lambda", "ecs"):
+        raise ValueError(f"closed loop: platform must be lambda or ecs, got {platform!r}")
+    t0 = time.perf_counter()
+    a = arrivals.reset_index(drop=True)
+    t_arr = a["t_s"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(t_arr)) or np.any(np.diff(t_arr) < 0):
+        raise ValueError("closed loop: arrivals.t_s must be finite and in time order")
+    model = PlatformModel(params.testbed, params.workloads, np.random.default_rng([seed, 2]))
+    rows = run_model(model, a.assign(platform=platform), params.experiment)
+    org = origin_s(params, start)
+    load = pd.DataFrame(np.full((len(a), len(LOAD_COLUMNS)), np.nan), columns=list(LOAD_COLUMNS))
+    return LoopRun(rows, load, capacity.from_model(model.ecs, org), model, org, time.perf_counter() - t0)
