@@ -114,6 +114,7 @@ def test_replay_of_the_smoke_profile(tmp_path) -> None:
     assert len(report.closed_table(saved)) == len(doc["policies"])
     assert report.comparison_table(saved).empty and "No open-loop" in report.intro_markdown(saved)
     assert report.frontier_figure(saved).axes and report.frontier_table(saved)["pareto"].any()
+    assert set(report.FRONTIER_FORMATS) <= set(report.frontier_table(saved).columns)
     assert "lowest bill" in report.summary_markdown(saved)
     f = closed_loop_finding(saved, "x")
     assert "lowest bill" in f.text and f"{n:,} logged pairs" in f.text

@@ -130,6 +130,9 @@ def frontier_table(doc: Mapping[str, Any]) -> pd.DataFrame:
 
 KIND_COLOURS = {"static": "#555555", "classifier": "#7b3fa0", "objective": "#2a9d4b", "threshold": "#e07b00"}
 KIND_MARKERS = {"static": "s", "classifier": "D", "objective": "o", "threshold": "^"}
+#: frontier_table's display formats: dollars per 1,000 to 5 decimals, milliseconds whole
+FRONTIER_FORMATS = {**{f"bill_avg_usd_per_1k_requests{s}": "{:.5f}" for s in ("", "_ci_low", "_ci_high")},
+                    **{f"latency_p95_ms{s}": "{:,.0f}" for s in ("", "_ci_low", "_ci_high")}}
 
 
 def frontier_figure(doc: Mapping[str, Any]) -> plt.Figure:
