@@ -267,3 +267,14 @@ def test_a_probe_phase_does_not_shift_the_schedule_and_reads_the_session_network
     net = cal.probe_network(probe_rows, fit, params.testbed, FitOptions(min_rows=opts.min_probe_rows), "w",
                             "phase 'probe'")
     assert net is not None and net.rtt_ms == pytest.approx(rtt_ms, rel=0.02) and net.n_rows == 20
+
+
+def test_conditioning_on_a_probe_sets_the_sessions_round_trip_and_set_up_time() -> None:
+    params = load_params("thesis-2025-11")
+    net = cal.SessionNetwork(session="s", rtt_ms=321.04, rtt_se_ms=3.0, rtt_jitter_sigma=0.2, n_rows=400, n_bins=2,
+                             source="lightweight_api cells", setup_ms=345.67, setup_from_probe=True)
+    c = v.conditioned_params(params, net).testbed.client
+    assert (c.rtt_ms.value, c.dns_ms.value, c.rtt_jitter_sigma.value) == (321.0, 345.7, 0.2)
+    assert c.dns_ms.basis == "fitted" and "probe of session s" in c.dns_ms.source
+    one = v.conditioned_params(params, net.__class__(**{**net.__dict__, "setup_from_probe": False})).testbed.client
+    assert "the fit's typical set-up time" in one.dns_ms.source

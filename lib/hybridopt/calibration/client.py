@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.optimize import lsq_linear
+from scipy.optimize import lsq_linear, minimize_scalar
 
 from hybridopt.calibration.context import warm_rows
 from hybridopt.calibration.options import FitOptions
@@ -205,10 +205,13 @@ def probe_network(rows: pd.DataFrame, fit: ClientFit, testbed: TestbedParams, op
                           setup_ms=setup, setup_from_probe=both)
 
 
-def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: float, opts: FitOptions) -> ClientFit:
+def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: float, opts: FitOptions,
+               upload_rows: pd.DataFrame | None = None) -> ClientFit:
     """RTT per session, TLS round trips and inflation from the lightweight requests (no upload
     beyond the initial congestion window), then the upload bandwidth from Lambda's growth with
-    payload size, all through the platform model's equations (see ClientFit), with the inflation
+    payload size in the reference band (an unloaded client; from `upload_rows`, default `rows`: the
+    caller may add the logged successes of cells that lost requests, whose large payloads the clean
+    rows may lack), all through the platform model's equations (see ClientFit), with the inflation
     form of the base client preset (params.ClientInflation.form)."""
     k = _constants(testbed)
     preset = testbed.clients[testbed.client_preset]
@@ -300,7 +303,10 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
                             setup_by)
         # upload bandwidth: Lambda's overhead beyond the handshakes, against the model's slow-start upload
         # (with each group's round trip as the inflation form makes it)
-        lam = warm[warm["platform"] == "lambda"]
+        # (an unloaded client: the reference band, where no shared uplink stretches an upload yet)
+        up_warm = warm if upload_rows is None else warm_rows(upload_rows)
+        lam = up_warm[(up_warm["platform"] == "lambda")
+                      & (up_warm["offered_rate_rps"] <= reference_rate_rps + opts.reference_band_rps)]
         lam = lam.assign(rtt=lam["session"].astype(str).map(rtt_by))
         lam = lam[lam["rtt"].notna()]
         xl = np.maximum(0.0, lam["offered_rate_rps"].to_numpy() - reference_rate_rps)
@@ -318,19 +324,28 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
         ub = ub[ub["n"] >= opts.min_rows]
         grid = np.exp(np.linspace(math.log(UPLOAD_GRID_MBPS[0]), math.log(UPLOAD_GRID_MBPS[1]), 241))
         nbytes = body_bytes(ub["target_payload_size_kb"].to_numpy())
-        errs = np.array([float((ub["n"].to_numpy() * (upload_ms(preset, nbytes, ub["rtt"].to_numpy(), bw)
-                                                      - ub["y"].to_numpy()) ** 2).sum()) for bw in grid])
+        def err(bw: float) -> float:
+            return float((ub["n"].to_numpy() * (upload_ms(preset, nbytes, ub["rtt"].to_numpy(), bw)
+                                                - ub["y"].to_numpy()) ** 2).sum())
+
+        errs = np.array([err(bw) for bw in grid])
         best = int(np.argmin(errs))
         within = grid[errs <= errs[best] * 1.1]
+        # between the best grid point's neighbours: the minimum itself (the grid steps by 4 %)
+        lo_bw, hi_bw = grid[max(0, best - 1)], grid[min(len(grid) - 1, best + 1)]
+        res = minimize_scalar(lambda lb: err(math.exp(lb)), bounds=(math.log(lo_bw), math.log(hi_bw)),
+                              method="bounded", options={"xatol": 1e-4})
+        bw_best = float(math.exp(res.x)) if res.fun < errs[best] else float(grid[best])
+        err_best = min(float(res.fun), float(errs[best]))
         fit = ClientFit(rtt_ms=rtt_typ, rtt_ms_by_session=rtt_by, rtt_se_ms=rtt_se, tls_handshake_rtts=tls,
-                         tls_rtts_estimate=tls_est, upload_mbps=float(grid[best]),
+                         tls_rtts_estimate=tls_est, upload_mbps=bw_best,
                          upload_mbps_interval=(float(within.min()), float(within.max())), rtt_jitter_sigma=jitter,
                          inflation_form=form, inflation_ms_per_rps=m, inflation_se_ms_per_rps=m_se,
                          inflation_threshold_rps=reference_rate_rps, n_bins=int(len(bins)),
                          setup_ms=float(np.mean(list(setup_by.values()))), setup_ms_by_session=setup_by,
                          bins=[{"session": str(r.session), "platform": str(r.platform), "rate_rps": float(r.rate),
                                 "overhead_ms": float(r.overhead), "n": int(r.n)} for r in bins.itertuples()])
-        return float(errs[best]), fit
+        return err_best, fit
 
     return min((fit_at(t) for t in (1, 2)), key=lambda r: r[0])[1]
 
