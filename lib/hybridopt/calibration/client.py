@@ -209,9 +209,9 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
                upload_rows: pd.DataFrame | None = None) -> ClientFit:
     """RTT per session, TLS round trips and inflation from the lightweight requests (no upload
     beyond the initial congestion window), then the upload bandwidth from Lambda's growth with
-    payload size in the reference band (an unloaded client; from `upload_rows`, default `rows`: the
-    caller may add the logged successes of cells that lost requests, whose large payloads the clean
-    rows may lack), all through the platform model's equations (see ClientFit), with the inflation
+    payload size in the reference band (an unloaded client; a (session, workload) without clean rows
+    there is read from its logged successes in `upload_rows`, when given: the survivors of a cell that
+    lost requests), all through the platform model's equations (see ClientFit), with the inflation
     form of the base client preset (params.ClientInflation.form)."""
     k = _constants(testbed)
     preset = testbed.clients[testbed.client_preset]
@@ -304,9 +304,16 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
         # upload bandwidth: Lambda's overhead beyond the handshakes, against the model's slow-start upload
         # (with each group's round trip as the inflation form makes it)
         # (an unloaded client: the reference band, where no shared uplink stretches an upload yet)
-        up_warm = warm if upload_rows is None else warm_rows(upload_rows)
-        lam = up_warm[(up_warm["platform"] == "lambda")
-                      & (up_warm["offered_rate_rps"] <= reference_rate_rps + opts.reference_band_rps)]
+        band = reference_rate_rps + opts.reference_band_rps
+        lam = warm[(warm["platform"] == "lambda") & (warm["offered_rate_rps"] <= band)]
+        if upload_rows is not None:
+            # a (session, workload) with no clean rows in the band: its logged successes (survivors)
+            extra = warm_rows(upload_rows)
+            extra = extra[(extra["platform"] == "lambda") & (extra["offered_rate_rps"] <= band)]
+            have = set(zip(lam["session"].astype(str), lam["workload_type"].astype(str)))
+            missing = [(s_, w_) not in have for s_, w_ in zip(extra["session"].astype(str),
+                                                              extra["workload_type"].astype(str))]
+            lam = pd.concat([lam, extra[np.asarray(missing, dtype=bool)]])
         lam = lam.assign(rtt=lam["session"].astype(str).map(rtt_by))
         lam = lam[lam["rtt"].notna()]
         xl = np.maximum(0.0, lam["offered_rate_rps"].to_numpy() - reference_rate_rps)
