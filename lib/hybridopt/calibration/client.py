@@ -337,13 +337,14 @@ def fit_client(rows: pd.DataFrame, testbed: TestbedParams, reference_rate_rps: f
 
         errs = np.array([err(bw) for bw in grid])
         best = int(np.argmin(errs))
-        within = grid[errs <= errs[best] * 1.1]
         # between the best grid point's neighbours: the minimum itself (the grid steps by 4 %)
         lo_bw, hi_bw = grid[max(0, best - 1)], grid[min(len(grid) - 1, best + 1)]
         res = minimize_scalar(lambda lb: err(math.exp(lb)), bounds=(math.log(lo_bw), math.log(hi_bw)),
                               method="bounded", options={"xatol": 1e-4})
         bw_best = float(math.exp(res.x)) if res.fun < errs[best] else float(grid[best])
         err_best = min(float(res.fun), float(errs[best]))
+        # the interval: the grid's bandwidths within 10 % of the best error, and the best itself
+        within = np.append(grid[errs <= err_best * 1.1], bw_best)
         fit = ClientFit(rtt_ms=rtt_typ, rtt_ms_by_session=rtt_by, rtt_se_ms=rtt_se, tls_handshake_rtts=tls,
                          tls_rtts_estimate=tls_est, upload_mbps=bw_best,
                          upload_mbps_interval=(float(within.min()), float(within.max())), rtt_jitter_sigma=jitter,
