@@ -115,13 +115,18 @@ def _sourced(value):
     return {"value": value, "basis": "assumption", "source": "test truth for the client network"}
 
 
+#: the two sessions' client networks: round trip, set-up time per connection (ms), start
+TWO_CLIENTS = (("s0_low", 150.0, 0.0, "2025-11-22T19:00:00Z"), ("s1_low", 420.0, 300.0, "2025-11-23T03:00:00Z"))
+
+
 def _two_clients() -> tuple[pd.DataFrame, object]:
-    """Model-made logs of two 10-minute sessions at 5 requests/s whose client round trips differ
-    (150 and 420 ms), the platforms the same."""
+    """Model-made logs of two 10-minute sessions at 5 requests/s whose client networks differ (round trips
+    150 and 420 ms, set-up times 0 and 300 ms), the platforms the same."""
     frames = []
-    for i, (rtt, start) in enumerate(((150.0, "2025-11-22T19:00:00Z"), (420.0, "2025-11-23T03:00:00Z"))):
+    for i, (_, rtt, setup, start) in enumerate(TWO_CLIENTS):
         over = {"testbed": {"client_preset": "distant", "service_preset": "deployed",
-                            "clients": {"distant": {"rtt_ms": _sourced(rtt), "upload_mbps": _sourced(40.0),
+                            "clients": {"distant": {"rtt_ms": _sourced(rtt), "dns_ms": _sourced(setup),
+                                                    "upload_mbps": _sourced(40.0),
                                                     "tls_handshake_rtts": _sourced(1)}}},
                 "workloads": {w: {"fargate": {"min_tasks": n, "max_tasks": n}}
                               for w, n in (("medium_processing", 3), ("heavy_processing", 6))}}
@@ -136,20 +141,27 @@ def _two_clients() -> tuple[pd.DataFrame, object]:
     return df, p
 
 
-def test_the_probe_reads_each_sessions_round_trip() -> None:
+def test_the_probe_reads_each_sessions_round_trip_and_set_up_time() -> None:
+    """Each session's round trip and set-up time apart (a set-up time read as round trips would slow
+    every slow-start round of the uploads), the TLS round trips from the uploads' growth, and the probe's
+    estimator gives the fit's per-session values."""
     df, params = _two_clients()
     fit = cal.calibrate(df, params.load_patterns, cal.FitOptions(fit_uplink=False), testbed=params.testbed,
                         workloads=params.workloads)
     assert fit.model is not None
-    by_session = fit.model.client.rtt_ms_by_session
-    assert by_session["s0_low"] == pytest.approx(150.0, rel=0.1) and by_session["s1_low"] == pytest.approx(420.0, rel=0.1)
+    cl = fit.model.client
+    assert cl.tls_handshake_rtts == 1
     ctx = cal.add_context(df, params.load_patterns)
     rows = cal.clean(cal.successful(ctx), cal.FitOptions())
-    for sess, truth in (("s0_low", 150.0), ("s1_low", 420.0)):
-        net = cal.probe_network(rows[rows["session"] == sess], fit.model.client, params.testbed, cal.FitOptions(), sess,
+    for sess, rtt, setup, _ in TWO_CLIENTS:
+        assert cl.rtt_ms_by_session[sess] == pytest.approx(rtt, rel=0.1), sess
+        assert cl.setup_ms_by_session[sess] == pytest.approx(setup, abs=40.0), sess
+        net = cal.probe_network(rows[rows["session"] == sess], cl, params.testbed, cal.FitOptions(), sess,
                                 "lightweight_api cells")
-        assert net is not None and net.rtt_ms == pytest.approx(by_session[sess], rel=1e-9)   # the same estimator
-        assert net.rtt_ms == pytest.approx(truth, rel=0.1) and net.n_rows > 100
+        assert net is not None and net.setup_from_probe and net.n_rows > 100
+        assert net.rtt_ms == pytest.approx(cl.rtt_ms_by_session[sess], rel=1e-6)   # the same estimator
+        assert net.setup_ms == pytest.approx(cl.setup_ms_by_session[sess], abs=1e-3)
+    assert cl.setup_ms == pytest.approx(np.mean([s for _, _, s, _ in TWO_CLIENTS]), abs=30.0)
 
 
 @pytest.mark.slow
@@ -255,3 +267,14 @@ def test_a_probe_phase_does_not_shift_the_schedule_and_reads_the_session_network
     net = cal.probe_network(probe_rows, fit, params.testbed, FitOptions(min_rows=opts.min_probe_rows), "w",
                             "phase 'probe'")
     assert net is not None and net.rtt_ms == pytest.approx(rtt_ms, rel=0.02) and net.n_rows == 20
+
+
+def test_conditioning_on_a_probe_sets_the_sessions_round_trip_and_set_up_time() -> None:
+    params = load_params("thesis-2025-11")
+    net = cal.SessionNetwork(session="s", rtt_ms=321.04, rtt_se_ms=3.0, rtt_jitter_sigma=0.2, n_rows=400, n_bins=2,
+                             source="lightweight_api cells", setup_ms=345.67, setup_from_probe=True)
+    c = v.conditioned_params(params, net).testbed.client
+    assert (c.rtt_ms.value, c.dns_ms.value, c.rtt_jitter_sigma.value) == (321.0, 345.7, 0.2)
+    assert c.dns_ms.basis == "fitted" and "probe of session s" in c.dns_ms.source
+    one = v.conditioned_params(params, net.__class__(**{**net.__dict__, "setup_from_probe": False})).testbed.client
+    assert "the fit's typical set-up time" in one.dns_ms.source

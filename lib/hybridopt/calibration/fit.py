@@ -136,10 +136,11 @@ def fit_model(rows: pd.DataFrame, reference: pd.DataFrame, survivors: pd.DataFra
               load_patterns: Mapping[str, LoadPattern] | None = None) -> ModelFit:
     """Everything the platform model needs from the logs (client preset, service preset, cold
     start, and with `everything` (every logged row with context) and `load_patterns` the shared
-    uplink). The client comes from the clean rows at every rate; handler times from the reference
+    uplink). The client comes from the clean rows at every rate (its upload bandwidth from the
+    logged successes of the reference band); handler times from the reference
     band (an unloaded client), or, for a cell without clean reference rows, from its logged
     successes (survivors, flagged); a cell with too few rows keeps the preset it started from."""
-    client = fit_client(rows, testbed, reference_rate_rps, opts)
+    client = fit_client(rows, testbed, reference_rate_rps, opts, upload_rows=survivors)
     service, notes = fit_service_entries(reference, client, testbed, workloads, opts)
     fallback, notes2 = fit_service_entries(survivors, client, testbed, workloads, opts)
     for w, by_p in fallback.items():

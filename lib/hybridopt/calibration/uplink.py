@@ -9,7 +9,7 @@ lightweight_api), the latency distribution censored at the client's timeout (a r
 logger did not log counts as timed out: the number expected is the schedule's arrivals times the
 cell's share of the design's uniform mix) with the model's replay of the same session at each candidate capacity (`FitOptions.uplink_grid_mbps`,
 then the two geometric midpoints around the best), the client preset otherwise as fitted (each session
-with its own RTT). The loss is the mean squared log ratio of the censored quartiles and 90th percentile;
+with its own RTT and set-up time). The loss is the mean squared log ratio of the censored quartiles and 90th percentile;
 no sharing at all is a candidate too. The capacity is identified when the best candidate beats no
 sharing by more than `uplink_min_gain` AND by more than two standard errors of the paired difference
 over the compared quantiles (sampling noise alone makes some capacity look a little better), and the
@@ -47,10 +47,12 @@ class UplinkFit:
     note: str
 
 
-def _with_client(testbed: TestbedParams, rtt_ms: float, capacity_mbps: float | None, source: str) -> TestbedParams:
+def _with_client(testbed: TestbedParams, rtt_ms: float, capacity_mbps: float | None, source: str,
+                 setup_ms: float = 0.0) -> TestbedParams:
     d = testbed.model_dump(mode="json", by_alias=True)
     c = d["clients"][testbed.client_preset]
     c["rtt_ms"] = {"value": rtt_ms, "basis": "fitted", "source": source}
+    c["dns_ms"] = {"value": setup_ms, "basis": "fitted", "source": source}
     c["uplink"] = None if capacity_mbps is None else {
         "enabled": {"value": True, "basis": "fitted", "source": source},
         "capacity_mbps": {"value": capacity_mbps, "basis": "fitted", "source": source}}
@@ -83,7 +85,8 @@ def fit_uplink(rows: pd.DataFrame, testbed: TestbedParams, workloads: Mapping[st
         """Squared log ratios of the censored quantiles, cell by cell (the same cells for every capacity)."""
         errs: list[float] = []
         for sess, arr, ok, seed in sessions:
-            tb = _with_client(testbed, client.rtt_ms_by_session[sess], capacity, "uplink fit")
+            tb = _with_client(testbed, client.rtt_ms_by_session[sess], capacity, "uplink fit",
+                              client.setup_ms_by_session.get(sess, client.setup_ms))
             sim = run_model(PlatformModel(tb, workloads, np.random.default_rng([seed, 2])), arr, "uplink-fit")
             sim = sim[sim["platform"] == "lambda"]
             sim_ok = sim[sim["error"].isna()]

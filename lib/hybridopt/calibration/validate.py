@@ -84,6 +84,7 @@ def _fold_summary(c: Calibration) -> dict[str, Any]:
     assert m is not None
     cl = m.client
     return {"rtt_ms": cl.rtt_ms, "rtt_ms_by_session": cl.rtt_ms_by_session, "tls_handshake_rtts": cl.tls_handshake_rtts,
+            "setup_ms": cl.setup_ms, "setup_ms_by_session": cl.setup_ms_by_session,
             "inflation_form": cl.inflation_form,
             "queued_receive_bytes": m.queued_body.receive_bytes if m.queued_body else None,
             "upload_mbps": cl.upload_mbps, "rtt_jitter_sigma": cl.rtt_jitter_sigma,
@@ -108,10 +109,12 @@ def split_probe(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str, li
 
 
 def conditioned_params(params: Params, net: SessionNetwork) -> Params:
-    """`params` with its client's round trip and jitter replaced by one session's probe."""
+    """`params` with its client's round trip, set-up time and jitter replaced by one session's probe."""
     src = (f"probe of session {net.session} ({net.source}: {net.n_rows} rows in {net.n_bins} bins; "
            f"se {net.rtt_se_ms:.0f} ms)")
+    setup_src = src if net.setup_from_probe else f"{src}; one platform only: the fit's typical set-up time"
     over = {"rtt_ms": {"value": round(net.rtt_ms, 1), "basis": "fitted", "source": src},
+            "dns_ms": {"value": round(net.setup_ms, 1), "basis": "fitted", "source": setup_src},
             "rtt_jitter_sigma": {"value": round(net.rtt_jitter_sigma, 3), "basis": "fitted", "source": src}}
     return with_presets(params, {"testbed": {"clients": {params.testbed.client_preset: over}}})
 
