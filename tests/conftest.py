@@ -22,6 +22,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt in this test, as in a terminal: a process started in the
+    background by a shell without job control (`(cmd &)`, nohup) inherits SIGINT ignored, and
+    Python then never installs its handler, so a test that sends itself SIGINT would see nothing."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(scope="session")
 def params():
     """The thesis profile's params (vocabulary, prices, features): no data is read."""

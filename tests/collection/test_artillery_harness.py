@@ -428,7 +428,7 @@ def _sigint_run(tmp_path: Path, grace_s: float, sleep_s: float,
 
 @pytest.mark.slow
 @needs_artillery
-def test_sigint_mid_window_keeps_every_line_and_drains_in_flight(tmp_path: Path) -> None:
+def test_sigint_mid_window_keeps_every_line_and_drains_in_flight(tmp_path: Path, ctrl_c_raises: None) -> None:
     m, recs = _sigint_run(tmp_path, grace_s=10, sleep_s=1.0)
     assert m["status"] == "interrupted"
     assert m["lines_written"] == m["attempts_made"] == len(recs) >= 20
@@ -439,7 +439,7 @@ def test_sigint_mid_window_keeps_every_line_and_drains_in_flight(tmp_path: Path)
 
 @pytest.mark.slow
 @needs_artillery
-def test_sigint_without_drain_accounts_for_abandoned_attempts(tmp_path: Path) -> None:
+def test_sigint_without_drain_accounts_for_abandoned_attempts(tmp_path: Path, ctrl_c_raises: None) -> None:
     m, recs = _sigint_run(tmp_path, grace_s=0, sleep_s=4.0)
     assert m["status"] == "interrupted"
     assert m["attempts_abandoned"] > 0

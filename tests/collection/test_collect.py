@@ -390,7 +390,7 @@ def test_payload_over_the_limit_and_alb_timeout_are_logged_failures(tmp_path: Pa
 
 @pytest.mark.slow
 @needs_artillery
-def test_sigint_mid_window_on_the_testbed_keeps_every_line(tmp_path: Path) -> None:
+def test_sigint_mid_window_on_the_testbed_keeps_every_line(tmp_path: Path, ctrl_c_raises: None) -> None:
     p = qparams(tmp_path, {"window_wall_s": 30})
     run_dir = collect.run_dir_for(p, "midday")
 
