@@ -32,6 +32,7 @@ from hybridopt.data.features import FeatureSpec, LeakError, assert_leak_free
 from hybridopt.decision.load_frame import pair_load_features
 from hybridopt.decision.load_state import feature_names
 from hybridopt.errors import InputError
+from hybridopt.modeling.models import threads
 
 QUANTITIES: Final = ("p50", "p95", "fail")
 LATENCY_ALPHA: Final = {"p50": 0.5, "p95": 0.95}
@@ -42,13 +43,6 @@ BOOSTER_SETTINGS: Final = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in
                            "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,
                            "lambda_l2": 1.0, "deterministic": True, "force_row_wise": True, "verbose": -1}
 N_TREES: Final = 200
-#: Fits on fewer rows run on one thread: starting threads costs more than they save there.
-SINGLE_THREAD_ROWS: Final = 20_000
-
-
-def threads(n_rows: int, n_jobs: int) -> int:
-    return 1 if n_rows < SINGLE_THREAD_ROWS else max(1, n_jobs)
-
 
 class OutcomeDataError(InputError):
     """The pairs cannot train an outcome model (no successful attempt of a platform, bad columns)."""

@@ -28,7 +28,7 @@ import pandas as pd
 
 from hybridopt.data.contract import PLATFORMS
 from hybridopt.decision.objective import MarginalCost, Measured, Objective, Prediction
-from hybridopt.decision.outcomes import OutcomeModels, fit_outcomes, threads
+from hybridopt.decision.outcomes import OutcomeModels, fit_outcomes
 from hybridopt.errors import InputError
 from hybridopt.params import Params
 
@@ -248,7 +248,7 @@ class ProbaModel(Protocol):
 
 def fit_classifier(fam: ClassifierFamily, X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> ProbaModel:
     """The family fitted on X, y; a single-class y gives a constant model."""
-    from hybridopt.modeling.models import make_model
+    from hybridopt.modeling.models import make_model, threads
 
     if len(np.unique(y)) < 2:
         return ConstantClassifier(float(y[0]) if len(y) else 0.0)

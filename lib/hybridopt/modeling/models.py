@@ -44,6 +44,17 @@ def _clean(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Fits on fewer rows run on one thread: starting threads costs more than they save there (measured
+#: here, 2 cores: LightGBM on 1,320 rows 0.54 s on one thread against 4.1 s on two, XGBoost 0.24 s
+#: against 1.3 s).
+SINGLE_THREAD_ROWS: Final = 20_000
+
+
+def threads(n_rows: int, n_jobs: int) -> int:
+    """Threads for one fit on `n_rows` rows, at most `n_jobs` (params training.n_jobs)."""
+    return 1 if n_rows < SINGLE_THREAD_ROWS else max(1, n_jobs)
+
+
 def make_model(name: str, settings: Mapping[str, Any], columns: list[str], seed: int, n_jobs: int) -> FamilyModel:
     """An unfitted model of family `name` with the searched `settings` and the fixed ones."""
     s = _clean(settings)

@@ -43,6 +43,7 @@ from hybridopt.modeling.models import (
     make_ensemble,
     make_model,
     positive_proba,
+    threads,
 )
 from hybridopt.modeling.splits import (
     grouped_folds,
@@ -112,7 +113,7 @@ def select_best(val_auc: dict[str, float], rule_portable: list[str], tie: float,
 
 
 def _fit(name: str, settings: dict[str, Any], X: pd.DataFrame, y: np.ndarray, seed: int, n_jobs: int) -> FamilyModel:
-    model = make_model(name, settings, list(X.columns), seed, n_jobs).fit(X, y)
+    model = make_model(name, settings, list(X.columns), seed, threads(len(X), n_jobs)).fit(X, y)
     if name == "random_forest":
         # a threaded forest sums its trees' probabilities in whatever order the threads finish,
         # so the last bits of P(lambda) vary run to run; predict single-threaded (also faster per row)

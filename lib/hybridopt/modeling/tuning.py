@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import ParameterSampler, cross_val_predict
 
-from hybridopt.modeling.models import make_model
+from hybridopt.modeling.models import make_model, threads
 from hybridopt.params import ModelSearch
 
 
@@ -83,7 +83,7 @@ def search_model(name: str, search: ModelSearch, X: pd.DataFrame, y: np.ndarray,
             notes.append(f"budget {search.budget_s:.0f} s reached after {i} of {len(cands)} candidates")
             break
         t0 = clock()
-        model = make_model(name, settings, list(X.columns), seed, n_jobs)
+        model = make_model(name, settings, list(X.columns), seed, threads(len(X), n_jobs))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             proba = cross_val_predict(model, X, y, cv=folds, method="predict_proba", n_jobs=1)[:, 1]
