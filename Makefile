@@ -24,8 +24,8 @@ lab: install
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.port=$(LAB_PORT) \
 	  --KernelManager.transport=ipc $(LAB_ARGS)
 
-# The Python packages and Artillery install side by side (npm mostly waits on files): about 30 s less
-# than one after the other.
+# The Python packages and Artillery install side by side (pip's byte-compiling keeps one core busy
+# while npm mostly waits on files): about 30 s less than one after the other.
 install:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target install-python install-artillery
 
@@ -33,10 +33,7 @@ install-python: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -r requirements.txt -e .
-	@# pip byte-compiles on one core (75 s here), compileall on every core (38 s). A file that does not
-	@# compile (test data in an old syntax) is left to the interpreter, as pip leaves it.
-	-$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null
+	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
 install-artillery: artillery/node_modules/.installed
