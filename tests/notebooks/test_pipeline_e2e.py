@@ -1,4 +1,4 @@
-"""The whole seven-notebook pipeline through run_all.py (papermill + nbconvert), on the simulator's
+"""The whole nine-notebook pipeline through run_all.py (papermill + nbconvert), on the simulator's
 smoke profile: no external data, a couple of minutes. The default profile `quick` is the same
 pipeline with real Artillery collection (its stages are tested in test_collect*.py)."""
 
