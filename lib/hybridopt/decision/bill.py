@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Final
 
 import numpy as np
@@ -158,6 +159,11 @@ def lambda_billing(df: pd.DataFrame, params: Params) -> pd.DataFrame:
                         index=df.index)
 
 
+#: Up to this many rows, groups are found and summed in plain Python (pandas' fixed cost per call,
+#: about a millisecond, dominates small runs: the crossover map's); above it by pandas.
+_SMALL: Final = 2000
+
+
 # ---------------------------------------------------------------------------------------------- ALB
 def alb_hourly(t0_s: np.ndarray, t1_s: np.ndarray, gb: np.ndarray, hours: list[int], gb_per_lcu: float,
                rules_per_request: int = ALB_RULES_PER_REQUEST) -> pd.DataFrame:
@@ -170,10 +176,11 @@ def alb_hourly(t0_s: np.ndarray, t1_s: np.ndarray, gb: np.ndarray, hours: list[i
     extra = sorted(set(h.tolist()) - set(hours))
     if extra:
         raise ValueError(f"ALB traffic in clock hours {extra[:3]} outside the billed hours")
-    out = pd.DataFrame({"hour": np.asarray(sorted(hours), dtype=np.int64)}).set_index("hour")
-    out["new_connections"] = pd.Series(h).value_counts().reindex(out.index, fill_value=0).astype(float)
-    out["processed_gb"] = pd.Series(gb).groupby(h).sum().reindex(out.index, fill_value=0.0)
-    active = np.zeros(len(out))
+    hour = np.asarray(sorted(hours), dtype=np.int64)
+    at = np.searchsorted(hour, h)                       # each connection's row (its hour is billed)
+    new_conn = np.bincount(at, minlength=len(hour)).astype(np.float64)
+    processed = _kahan_sums(gb, at, len(hour))
+    active = np.zeros(len(hour))
     if len(t0):
         m0 = np.floor(t0 / 60.0).astype(np.int64)
         m1 = np.floor(t1 / 60.0).astype(np.int64)
@@ -185,18 +192,40 @@ def alb_hourly(t0_s: np.ndarray, t1_s: np.ndarray, gb: np.ndarray, hours: list[i
         np.add.at(diff, m1 - lo + 1, -1)
         per_minute = np.cumsum(diff)[:-1]
         hour_of_minute = (np.arange(lo, hi + 1) // 60)
-        sums = pd.Series(per_minute).groupby(hour_of_minute).sum()
-        active = sums.reindex(out.index, fill_value=0).to_numpy(dtype=np.float64)
-    out["active_connections_per_min"] = active / 60.0
-    out["lcu_new_connections"] = out["new_connections"] / 3600.0 / LCU_NEW_CONNECTIONS_PER_S
-    out["lcu_active_connections"] = out["active_connections_per_min"] / LCU_ACTIVE_CONNECTIONS_PER_MIN
-    out["lcu_processed_bytes"] = out["processed_gb"] / gb_per_lcu
+        hours_seen, first = np.unique(hour_of_minute, return_index=True)
+        sums = np.add.reduceat(per_minute, first)
+        billed = np.isin(hours_seen, hour)
+        active[np.searchsorted(hour, hours_seen[billed])] = sums[billed]
     extra_rules = max(0, rules_per_request - ALB_FREE_RULES)
-    out["lcu_rule_evaluations"] = out["new_connections"] * extra_rules / 3600.0 / LCU_RULE_EVALUATIONS_PER_S
+    per_min = active / 60.0
+    cols = {"hour": hour, "new_connections": new_conn, "processed_gb": processed,
+            "active_connections_per_min": per_min,
+            "lcu_new_connections": new_conn / 3600.0 / LCU_NEW_CONNECTIONS_PER_S,
+            "lcu_active_connections": per_min / LCU_ACTIVE_CONNECTIONS_PER_MIN,
+            "lcu_processed_bytes": processed / gb_per_lcu,
+            "lcu_rule_evaluations": new_conn * extra_rules / 3600.0 / LCU_RULE_EVALUATIONS_PER_S}
     dims = ["lcu_new_connections", "lcu_active_connections", "lcu_processed_bytes", "lcu_rule_evaluations"]
-    out["lcu"] = out[dims].max(axis=1)
-    out["binding"] = out[dims].idxmax(axis=1).str.removeprefix("lcu_")
-    return out.reset_index()
+    lcu = np.column_stack([cols[d] for d in dims]) if len(hour) else np.zeros((0, len(dims)))
+    cols["lcu"] = lcu.max(axis=1) if len(hour) else np.zeros(0)
+    cols["binding"] = [dims[k].removeprefix("lcu_") for k in lcu.argmax(axis=1).tolist()] if len(hour) else []
+    return pd.DataFrame(cols)
+
+
+def _kahan_sums(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group the sum of its non-NaN values in order, Kahan-compensated as pandas' groupby sum
+    adds them (the same numbers as `pd.Series(values).groupby(group).sum()`)."""
+    if len(values) > _SMALL:
+        return pd.Series(values).groupby(group).sum().reindex(range(n_groups), fill_value=0.0).to_numpy(np.float64)
+    sums = [0.0] * n_groups
+    comp = [0.0] * n_groups
+    for g, v in zip(group.tolist(), values.tolist()):
+        if v != v:
+            continue
+        y = v - comp[g]
+        t = sums[g] + y
+        comp[g] = t - sums[g] - y
+        sums[g] = t
+    return np.asarray(sums, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------- bill
@@ -211,16 +240,39 @@ def _lambda_lines(rows: pd.DataFrame, params: Params) -> list[BillLine]:
     b = lambda_billing(rows, params)
     gw_price = pr.api_gateway_rest_request_usd if params.cost.api_gateway == "rest" else pr.api_gateway_http_request_usd
     gw_unit = "requests" if params.cost.api_gateway == "rest" else "requests (512 KB units)"
-    g = b.assign(session=rows["run_id"].astype(str).to_numpy(), workload=rows["workload_type"].astype(str).to_numpy()
-                 ).groupby(["session", "workload"], sort=True)
     out = []
-    for (session, w), part in g:
-        for item, qty, unit, price in (("lambda_duration", part["gb_s"].sum(), "GB-s", pr.lambda_gb_s_usd),
-                                       ("lambda_requests", part["invoked"].sum(), "requests", pr.lambda_request_usd),
-                                       ("api_gateway_requests", part["gateway_units"].sum(), gw_unit, gw_price)):
+    # per (session, workload) in sorted order, each sum over the group's rows in log order (numpy's
+    # sum of the same values in the same order as pandas' Series.sum: the same numbers, faster)
+    gb_s, invoked, units = (b[c].to_numpy() for c in ("gb_s", "invoked", "gateway_units"))
+    for (session, w), at in _groups(rows["run_id"], rows["workload_type"]):
+        for item, qty, unit, price in (("lambda_duration", _nansum(gb_s, at), "GB-s", pr.lambda_gb_s_usd),
+                                       ("lambda_requests", _nansum(invoked, at), "requests", pr.lambda_request_usd),
+                                       ("api_gateway_requests", _nansum(units, at), gw_unit, gw_price)):
             if qty > 0:
                 out.append(_line(item, "lambda", str(w), str(session), float(qty), unit, price))
     return out
+
+
+def _groups(session: pd.Series, workload: pd.Series) -> list[tuple[tuple[str, str], np.ndarray | slice]]:
+    """((session, workload), the rows' positions) per group, sorted by key, positions ascending
+    (pandas' groupby([session, workload], sort=True) order)."""
+    s, w = session.astype(str), workload.astype(str)
+    if len(s) > _SMALL:
+        idx = pd.DataFrame({"s": s.to_numpy(), "w": w.to_numpy()}).groupby(["s", "w"], sort=True).indices
+        return [((str(k[0]), str(k[1])), np.asarray(v)) for k, v in sorted(idx.items())]
+    keys = list(zip(s.tolist(), w.tolist()))
+    uniq = sorted(set(keys))
+    if len(uniq) == 1:
+        return [(uniq[0], slice(None))]
+    return [(key, np.asarray([i for i, k in enumerate(keys) if k == key], dtype=np.int64)) for key in uniq]
+
+
+def _nansum(values: np.ndarray, at: np.ndarray | slice) -> float:
+    """pandas' Series.sum of values[at]: NaN counts as 0."""
+    v = values[at]
+    if v.dtype.kind == "f":
+        v = np.where(np.isnan(v), 0.0, v)
+    return v.sum()
 
 
 def _ecs_lines(ecs: pd.DataFrame, spans: list[cap.Span], timeline: cap.CapacityTimeline, params: Params,
@@ -263,20 +315,29 @@ def _ecs_lines(ecs: pd.DataFrame, spans: list[cap.Span], timeline: cap.CapacityT
     kb = ecs["actual_payload_size_kb"].astype("float64").fillna(ecs["target_payload_size_kb"].astype("float64"))
     gb = kb.to_numpy() / 1024.0 / 1024.0
     hourly = alb_hourly(t0[reached], t1[reached], gb[reached], sorted(owner), pr.alb_gb_per_lcu_hour.value)
-    hourly["session"] = hourly["hour"].map(owner)
-    for session, part in hourly.groupby("session", sort=True):
-        lines.append(_line("alb_hours", "ecs", None, str(session), float(len(part)), "ALB-hours", pr.alb_hour_usd,
+    hours = hourly["hour"].to_numpy(dtype=np.int64).tolist()
+    session_of = [owner[hr] for hr in hours]
+    lcu_of = hourly["lcu"].to_numpy(dtype=np.float64)
+    binding_of = hourly["binding"].tolist()
+    for session in sorted(set(session_of)):
+        rows_at = [k for k, s in enumerate(session_of) if s == session]
+        lines.append(_line("alb_hours", "ecs", None, str(session), float(len(rows_at)), "ALB-hours", pr.alb_hour_usd,
                            "each clock hour (UTC) the session's span touches"))
-        lcu = float(part["lcu"].sum())
+        lcu = float(_nansum(lcu_of, np.asarray(rows_at, dtype=np.int64)))
         if lcu > 0:
-            binding = part["binding"].value_counts().to_dict()
+            binding = pd.Series([binding_of[k] for k in rows_at]).value_counts().to_dict()
             lines.append(BillLine("alb_lcu", "ecs", None, str(session), lcu, "LCU-hours",
                                   float(pr.alb_lcu_hour_usd.value), lcu * float(pr.alb_lcu_hour_usd.value),
                                   f"{pr.alb_lcu_hour_usd.source}; {LCU_SOURCE}; GB per LCU-hour: "
                                   f"{pr.alb_gb_per_lcu_hour.source}; rules: {RULES_SOURCE}",
                                   f"binding dimension per hour: {binding}"))
-    table = hourly.assign(hour_start=pd.to_datetime(hourly["hour"] * 3600, unit="s", utc=True).astype(str))
-    return lines, table.to_dict(orient="records"), notes
+    # the hourly table as records of Python values (as DataFrame.to_dict(orient="records") gives them)
+    names = list(hourly.columns)
+    values = [hourly[c].tolist() for c in names]
+    table = [{**dict(zip(names, row)), "session": s,
+              "hour_start": datetime.fromtimestamp(hr * 3600, timezone.utc).isoformat(sep=" ")}
+             for row, s, hr in zip(zip(*values), session_of, hours)]
+    return lines, table, notes
 
 
 def _bill(routed: pd.DataFrame, logged: pd.DataFrame, params: Params, timeline: cap.CapacityTimeline | None,
