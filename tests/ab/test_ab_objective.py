@@ -175,3 +175,73 @@ def test_simulated_ab_closed_loop_on_the_smoke_profile(tmp_path) -> None:
         assert np.array_equal(ref[col].to_numpy(), frame[col].to_numpy()), col
     res = ab.compare_arms(frame, n_resamples=200)
     assert np.isfinite(res.comparison.loc["bill_avg_usd_per_request", "ci_low"])
+
+
+# ---------------------------------------------------------------- the simulated A/B in processes
+def _arrivals(spans: list[tuple[str, float, float, int]]) -> pd.DataFrame:
+    rows = [(run, t) for run, a, b, n in spans for t in np.linspace(a, b, n)]
+    return pd.DataFrame(rows, columns=["run_id", "t_s"]).sort_values("t_s", kind="stable").reset_index(drop=True)
+
+
+def test_session_groups_keep_sessions_whole_and_balance_arrivals() -> None:
+    from hybridopt.ab.simulated import session_groups
+
+    h = 3600.0
+    arr = _arrivals([("a", 2 * h, 3 * h, 100), ("b", 8 * h, 9 * h, 300), ("c", 12 * h, 13 * h, 250),
+                     ("d", 26 * h, 27 * h, 90)])
+    groups = session_groups(arr, 2, 2 * h)
+    assert len(groups) == 2
+    assert sorted(np.concatenate(groups).tolist()) == list(range(len(arr)))      # every arrival once
+    for g in groups:
+        assert np.all(np.diff(g) > 0)                                            # in time order
+    runs = [set(arr["run_id"].iloc[g]) for g in groups]
+    assert not runs[0] & runs[1] and sorted(len(g) for g in groups) == [350, 390]   # c+a | b+d
+    assert [len(g) for g in session_groups(arr, 1, 2 * h)] == [len(arr)]
+    assert [len(g) for g in session_groups(arr, 2, 5 * h)] == [len(arr)]       # a gap of 4 h < 5 h: one
+    assert [len(g) for g in session_groups(arr[arr.run_id == "a"], 2, 2 * h)] == [100]
+    overlap = _arrivals([("a", 0.0, 100.0, 10), ("b", 50.0, 200.0, 10)])
+    assert len(session_groups(overlap, 2, 1.0)) == 1
+
+
+def test_merge_timelines_counts_deployed_tasks_once() -> None:
+    from hybridopt.ab.simulated import merge_timelines
+    from hybridopt.decision import capacity as cap
+
+    def tl(started: list[tuple[float, float]], scale_outs: int, end: float) -> cap.CapacityTimeline:
+        tasks = (cap.Task("t0", None, None),) + tuple(cap.Task(f"t{i + 1}", a, b) for i, (a, b) in enumerate(started))
+        return cap.CapacityTimeline("simulator", {"w": cap.Service("w", 0.5, 1.0, 1, 4, True, tasks, scale_outs, 0)},
+                                    end)
+
+    m = merge_timelines([tl([(10.0, 200.0)], 1, 300.0), tl([(5000.0, 5100.0), (5050.0, None)], 2, 5200.0)])
+    tasks = m.services["w"].tasks
+    assert sum(t.start_s is None for t in tasks) == 1 and len(tasks) == 4
+    assert len({t.task_id for t in tasks}) == 4 and m.services["w"].scale_outs == 3 and m.record_end_s == 5200.0
+    bad = cap.CapacityTimeline("simulator", {"w": cap.Service("w", 0.5, 1.0, 1, 4, True,
+                                                              (cap.Task("t0", None, 50.0),), 0, 0)}, 60.0)
+    with pytest.raises(ValueError, match="cannot be merged"):
+        merge_timelines([tl([], 0, 1.0), bad])
+
+
+@pytest.mark.slow
+def test_simulated_ab_in_two_processes_agrees_with_one(tmp_path) -> None:
+    """Whole sessions in two processes give the same experiment as one process in order (another
+    sample of the same model): per arm the same requests, and bills, error rates and latency within
+    sampling noise; the fleet (the services' deployed tasks) is billed once, not per process."""
+    base = load_params("smoke")
+    d = _objective_model(base, tmp_path)
+    out = {}
+    for k in (1, 2):
+        params = base.model_copy(update={"ab": base.ab.model_copy(update={"simulate_processes": k})})
+        frame, facts = abtest.simulated_ab(params, d, n_requests=20000, seed=5)
+        assert facts["processes"] == k and len(frame) == 20000
+        out[k] = (frame, pd.DataFrame(facts["bills"]).set_index("arm"))
+    (f1, b1), (f2, b2) = out[1], out[2]
+    assert (f1["arm"].to_numpy() == f2["arm"].to_numpy()).all()
+    assert (f1["request_id"].str.rsplit("-", n=2).str[0] == f2["request_id"].str.rsplit("-", n=2).str[0]).all()  # session
+    for arm in ("control", "treatment", "both"):
+        assert b2.loc[arm, "fleet_usd"] == pytest.approx(b1.loc[arm, "fleet_usd"], rel=0.01)
+        assert b2.loc[arm, "bill_usd"] == pytest.approx(b1.loc[arm, "bill_usd"], rel=0.05)
+    for arm in ("control", "treatment"):
+        a1, a2 = f1[f1.arm == arm], f2[f2.arm == arm]
+        assert abs(a1["ok"].mean() - a2["ok"].mean()) < 0.02
+        assert a2["latency_ms"].median() == pytest.approx(a1["latency_ms"].median(), rel=0.1)

@@ -13,7 +13,12 @@ platform model runs the chosen platform's attempt through the closed-loop event 
 - the router reads its load features (arrivals strictly before t, in flight per platform), predicts,
   chooses (treatment: the objective; control: the workload rule) and counts the attempt as sent;
 - the client sends at t (the router's own latency is not modelled: it is below a millisecond).
-So the load the router sees is the load its own routing made. Control arrivals skip the outcome
+So the load the router sees is the load its own routing made. The sessions run in
+`ab.simulate_processes` processes, whole sessions each (balanced by arrivals), each process with its
+own router and platform model: allowed only when every session starts at least
+`ab.simulate_idle_gap_s` after the previous one ends, when neither the platforms nor the router hold
+anything of it (otherwise one process runs them all in order). The processes' ECS timelines merge
+into one (the services' deployed tasks once, plus every task a process started). Control arrivals skip the outcome
 boosters (they route by the rule and need no prediction); the plan's classifier's P(lambda) comes
 from its library on the feature frame (equal to the packaged evaluator, tests prove it).
 
@@ -34,6 +39,7 @@ import pandas as pd
 from hybridopt.data.features import FeatureSpec
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
+from hybridopt.router.policy import DecisionPolicy
 from hybridopt.router.package import router_config
 
 CLOSED_LOOP = ("CLOSED LOOP in the simulator: one router decides every arrival in time order with its load "
@@ -103,7 +109,7 @@ def simulated_ab(params: Params, model_dir: Path, n_requests: int | None = None,
     if router.decision is None:
         rows, extra = _open_loop(params, router, arr, treat, model_lambda, s)
     else:
-        rows, extra = _closed_loop(params, router, arr, treat, s)
+        rows, extra = _closed_loop(params, router, Path(model_dir), arr, treat, s)
     rows = rows.assign(arm=np.where(treat, "treatment", "control"), router_probability=p_lambda)
     from hybridopt.ab.online import requests_frame
 
@@ -127,20 +133,120 @@ def _open_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndar
     return rows, {"policy": "classifier", "loop": "open", "timeline": None, "per_arrival": None}
 
 
-def _closed_loop(params: Params, router: Router, arr: pd.DataFrame, treat: np.ndarray, seed: int
+def _closed_loop(params: Params, router: Router, model_dir: Path, arr: pd.DataFrame, treat: np.ndarray, seed: int
                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from hybridopt.closedloop.loop import run_closed_loop
-    from hybridopt.closedloop.policies import ABArms
-    from hybridopt.emulation.simulate import DEFAULT_START_DATE
-
     pol = router.decision
     assert pol is not None
     if not arr["t_s"].is_monotonic_increasing:
         raise ValueError("simulated arrivals must be in time order")
     ctx = arr[["workload_type", "payload_size_kb", "sent_at", "time_window", "load_pattern"]]
-    rows14 = pol.spec.frame(ctx).to_numpy(dtype=np.float64).tolist()
-    arms = ABArms(pol, rows14, np.where(treat, "treatment", "control").tolist())
-    run = run_closed_loop(params, arr, arms, seed, DEFAULT_START_DATE)
-    return run.rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP, "timeline": run.timeline,
-                      "per_arrival": arms.per_arrival(), "model_out_of_order": int(run.model.out_of_order),
-                      "completions": dict(pol.completions), "decision_version": pol.version}
+    rows14 = pol.spec.frame(ctx).to_numpy(dtype=np.float64)
+    arms = np.where(treat, "treatment", "control")
+    groups = session_groups(arr, params.ab.simulate_processes, params.ab.simulate_idle_gap_s)
+    if len(groups) == 1:
+        parts = [_group_run(params, model_dir, arr, rows14, arms, seed, 0, pol)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        dump = params.model_dump(mode="json", by_alias=True)
+        with ProcessPoolExecutor(max_workers=len(groups), mp_context=get_context("spawn")) as ex:
+            futs = [ex.submit(_group_task, dump, model_dir, arr.iloc[at], rows14[at], arms[at], seed, g)
+                    for g, at in enumerate(groups)]
+            parts = [f.result() for f in futs]
+    at = np.concatenate(groups)
+    back = np.empty(len(at), dtype=np.int64)
+    back[at] = np.arange(len(at))                      # row of the concatenation holding arrival i
+    rows = pd.concat([p["rows"] for p in parts], ignore_index=True).iloc[back].reset_index(drop=True)
+    per = pd.concat([p["per_arrival"] for p in parts], ignore_index=True).iloc[back].reset_index(drop=True)
+    completions = {k: sum(int(p["completions"][k]) for p in parts) for k in parts[0]["completions"]}
+    return rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP + _split_note(len(groups), params),
+                  "processes": len(groups), "timeline": merge_timelines([p["timeline"] for p in parts]),
+                  "per_arrival": per, "model_out_of_order": sum(int(p["out_of_order"]) for p in parts),
+                  "completions": completions, "decision_version": pol.version}
+
+
+def _split_note(n: int, params: Params) -> str:
+    if n == 1:
+        return ""
+    return (f" The sessions ran in {n} processes, whole sessions each, each session starting idle: every session "
+            f"begins at least {params.ab.simulate_idle_gap_s:g} s after the previous one ends, when the platforms and "
+            f"the router hold nothing of it (ab.simulate_idle_gap_s).")
+
+
+def session_groups(arr: pd.DataFrame, processes: int, idle_gap_s: float) -> list[np.ndarray]:
+    """Arrival positions (ascending) per process: whole sessions (run_id), balanced by arrivals
+    (largest first to the least loaded). One group, every arrival, when processes is 1, when there
+    is one session, or when two sessions are less than idle_gap_s apart (or overlap)."""
+    n = len(arr)
+    if processes <= 1 or n == 0:
+        return [np.arange(n)]
+    codes, names = pd.factorize(arr["run_id"].astype(str).to_numpy(dtype=object))
+    if len(names) < 2:
+        return [np.arange(n)]
+    t = arr["t_s"].to_numpy(dtype=np.float64)
+    first = np.full(len(names), np.inf)
+    last = np.full(len(names), -np.inf)
+    np.minimum.at(first, codes, t)
+    np.maximum.at(last, codes, t)
+    order = np.argsort(first, kind="stable")
+    if np.any(first[order][1:] - last[order][:-1] < idle_gap_s):
+        return [np.arange(n)]
+    counts = np.bincount(codes, minlength=len(names))
+    k = min(processes, len(names))
+    load = [0] * k
+    group_of = np.empty(len(names), dtype=np.int64)
+    for c in np.argsort(-counts, kind="stable").tolist():
+        g = int(np.argmin(load))
+        group_of[c] = g
+        load[g] += int(counts[c])
+    return [np.flatnonzero(group_of[codes] == g) for g in range(k)]
+
+
+def merge_timelines(parts: list[Any]) -> Any:
+    """One capacity timeline of runs over disjoint sessions: the first run's tasks (its deployed ones
+    stand for the service's minimum, which every run had), plus the tasks the others started."""
+    from dataclasses import replace
+
+    first = parts[0]
+    services = {}
+    for w, s0 in first.services.items():
+        tasks, outs, ins = list(s0.tasks), s0.scale_outs, s0.scale_ins
+        for g, tl in enumerate(parts[1:], start=1):
+            s = tl.services[w]
+            for t in s.tasks:
+                if t.start_s is None and t.end_s is not None:
+                    raise ValueError(f"simulated A/B: a deployed {w} task of process {g} ended at {t.end_s}: the "
+                                     "processes' timelines cannot be merged")
+            tasks += [replace(t, task_id=f"p{g}-{t.task_id}") for t in s.tasks if t.start_s is not None]
+            outs += s.scale_outs
+            ins += s.scale_ins
+        services[w] = replace(s0, tasks=tuple(tasks), scale_outs=outs, scale_ins=ins)
+    ends = [tl.record_end_s for tl in parts if tl.record_end_s is not None]
+    return replace(first, services=services, record_end_s=max(ends) if ends else None)
+
+
+def _group_task(dump: dict[str, Any], model_dir: Path, arr: pd.DataFrame, rows14: np.ndarray, arms: np.ndarray,
+                seed: int, group: int) -> dict[str, Any]:
+    """A worker process's share (the params from their JSON dump: a Params does not pickle)."""
+    return _group_run(Params.model_validate(dump), model_dir, arr, rows14, arms, seed, group)
+
+
+def _group_run(params: Params, model_dir: Path, arr: pd.DataFrame, rows14: np.ndarray, arms: np.ndarray, seed: int,
+               group: int, pol: DecisionPolicy | None = None) -> dict[str, Any]:
+    """One router (its own load tracker; `pol`, else the model folder's) and one platform model over
+    these sessions, closed loop."""
+    from hybridopt.closedloop.loop import run_closed_loop
+    from hybridopt.closedloop.policies import ABArms
+    from hybridopt.emulation.simulate import DEFAULT_START_DATE
+    from hybridopt.platforms import PlatformModel
+
+    pol = pol or Router.from_dir(model_dir, router_config(params)).decision
+    assert pol is not None
+    a = arr.reset_index(drop=True)
+    ab = ABArms(pol, rows14.tolist(), list(arms))
+    rng = np.random.default_rng([seed, 2] if group == 0 else [seed, 2, group])
+    run = run_closed_loop(params, a, ab, seed, DEFAULT_START_DATE,
+                          model=PlatformModel(params.testbed, params.workloads, rng))
+    return {"rows": run.rows, "timeline": run.timeline, "per_arrival": ab.per_arrival(),
+            "out_of_order": int(run.model.out_of_order), "completions": dict(pol.completions)}

@@ -102,6 +102,11 @@ class AB(_Strict):
     testbed_window: str | None = Field(None, description="time window (and its load pattern) the testbed A/B "
                                        "runs in; None: the first window of the schedule")
     simulate_requests: int = Field(500_000, ge=1000, description="requests of the virtual-time A/B")
+    simulate_processes: int = Field(2, ge=1, description="processes running the virtual-time A/B: whole "
+                                    "sessions each, every session starting idle (only when the schedule "
+                                    "leaves every session at least ab.simulate_idle_gap_s after the previous)")
+    simulate_idle_gap_s: float = Field(7200.0, gt=0, description="idle time after which the platforms and the "
+                                       "router hold no state of earlier sessions")
     heldout_split: Literal["test", "validation"] = Field("test", description="offline evaluation rows")
 
 
