@@ -204,8 +204,8 @@ def test_session_groups_keep_sessions_whole_and_balance_arrivals() -> None:
 
 
 def test_merge_timelines_counts_deployed_tasks_once() -> None:
-    from hybridopt.ab.simulated import merge_timelines
     from hybridopt.decision import capacity as cap
+    from hybridopt.decision.capacity import merge_disjoint as merge_timelines
 
     def tl(started: list[tuple[float, float]], scale_outs: int, end: float) -> cap.CapacityTimeline:
         tasks = (cap.Task("t0", None, None),) + tuple(cap.Task(f"t{i + 1}", a, b) for i, (a, b) in enumerate(started))

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hybridopt.data.features import FeatureSpec
+from hybridopt.decision.capacity import merge_disjoint
 from hybridopt.params import Params
 from hybridopt.router.handler import Router
 from hybridopt.router.policy import DecisionPolicy
@@ -161,7 +162,7 @@ def _closed_loop(params: Params, router: Router, model_dir: Path, arr: pd.DataFr
     per = pd.concat([p["per_arrival"] for p in parts], ignore_index=True).iloc[back].reset_index(drop=True)
     completions = {k: sum(int(p["completions"][k]) for p in parts) for k in parts[0]["completions"]}
     return rows, {"policy": "objective", "loop": "closed", "closed_loop": CLOSED_LOOP + _split_note(len(groups), params),
-                  "processes": len(groups), "timeline": merge_timelines([p["timeline"] for p in parts]),
+                  "processes": len(groups), "timeline": merge_disjoint([p["timeline"] for p in parts]),
                   "per_arrival": per, "model_out_of_order": sum(int(p["out_of_order"]) for p in parts),
                   "completions": completions, "decision_version": pol.version}
 
@@ -201,29 +202,6 @@ def session_groups(arr: pd.DataFrame, processes: int, idle_gap_s: float) -> list
         group_of[c] = g
         load[g] += int(counts[c])
     return [np.flatnonzero(group_of[codes] == g) for g in range(k)]
-
-
-def merge_timelines(parts: list[Any]) -> Any:
-    """One capacity timeline of runs over disjoint sessions: the first run's tasks (its deployed ones
-    stand for the service's minimum, which every run had), plus the tasks the others started."""
-    from dataclasses import replace
-
-    first = parts[0]
-    services = {}
-    for w, s0 in first.services.items():
-        tasks, outs, ins = list(s0.tasks), s0.scale_outs, s0.scale_ins
-        for g, tl in enumerate(parts[1:], start=1):
-            s = tl.services[w]
-            for t in s.tasks:
-                if t.start_s is None and t.end_s is not None:
-                    raise ValueError(f"simulated A/B: a deployed {w} task of process {g} ended at {t.end_s}: the "
-                                     "processes' timelines cannot be merged")
-            tasks += [replace(t, task_id=f"p{g}-{t.task_id}") for t in s.tasks if t.start_s is not None]
-            outs += s.scale_outs
-            ins += s.scale_ins
-        services[w] = replace(s0, tasks=tuple(tasks), scale_outs=outs, scale_ins=ins)
-    ends = [tl.record_end_s for tl in parts if tl.record_end_s is not None]
-    return replace(first, services=services, record_end_s=max(ends) if ends else None)
 
 
 def _group_task(dump: dict[str, Any], model_dir: Path, arr: pd.DataFrame, rows14: np.ndarray, arms: np.ndarray,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -144,6 +144,27 @@ def from_model(platform: "FargatePlatform", origin_s: float) -> CapacityTimeline
                                  int(svc.scale_ins))
     period = float(platform.model.autoscaling.metric_period_s.value)
     return CapacityTimeline("simulator", services, when(max(busy)), period)
+
+
+def merge_disjoint(parts: list[CapacityTimeline]) -> CapacityTimeline:
+    """One capacity timeline of runs over disjoint sessions: the first run's tasks (its deployed ones
+    stand for the service's minimum, which every run had), plus the tasks the others started."""
+    first = parts[0]
+    services = {}
+    for w, s0 in first.services.items():
+        tasks, outs, ins = list(s0.tasks), s0.scale_outs, s0.scale_ins
+        for g, tl in enumerate(parts[1:], start=1):
+            s = tl.services[w]
+            for t in s.tasks:
+                if t.start_s is None and t.end_s is not None:
+                    raise ValueError(f"capacity: a deployed {w} task of run {g} ended at {t.end_s}: the "
+                                     "runs' timelines cannot be merged")
+            tasks += [replace(t, task_id=f"p{g}-{t.task_id}") for t in s.tasks if t.start_s is not None]
+            outs += s.scale_outs
+            ins += s.scale_ins
+        services[w] = replace(s0, tasks=tuple(tasks), scale_outs=outs, scale_ins=ins)
+    ends = [tl.record_end_s for tl in parts if tl.record_end_s is not None]
+    return replace(first, services=services, record_end_s=max(ends) if ends else None)
 
 
 def deployed_count(params: Params) -> CapacityTimeline:
